@@ -1,0 +1,1 @@
+"""Configuration: yacs defaults with ``_BASE_`` inheritance and checked command-line overrides."""

@@ -1,0 +1,125 @@
+"""The default configuration tree. Every key a config file or command line may set is declared here."""
+from yacs.config import CfgNode as CN
+
+_C = CN()
+
+_C.OUTPUT_DIR = "output"
+_C.SEED = 0  # >= 0: deterministic (SEED + rank per process); < 0: random seed, logged
+_C.CUDNN_BENCHMARK = False
+
+# ---------------------------------------------------------------------------- model
+_C.MODEL = CN()
+_C.MODEL.META_ARCHITECTURE = "Baseline"
+_C.MODEL.DEVICE = "auto"  # "auto" (cuda if available), "cpu", "cuda"
+_C.MODEL.WEIGHTS = ""  # agreid checkpoint to start from (or evaluate with --eval-only)
+_C.MODEL.PRETRAIN_PATH = ""  # local file of backbone weights (ImageNet / CLIP); never downloaded
+
+_C.MODEL.BACKBONE = CN()
+_C.MODEL.BACKBONE.NAME = "resnet50"  # resnet18, resnet50, vit
+_C.MODEL.BACKBONE.LAST_STRIDE = 1
+_C.MODEL.BACKBONE.VIT = CN()
+_C.MODEL.BACKBONE.VIT.PATCH_SIZE = 16
+_C.MODEL.BACKBONE.VIT.STRIDE_SIZE = 16  # < PATCH_SIZE gives overlapping patches (TransReID)
+_C.MODEL.BACKBONE.VIT.EMBED_DIM = 768
+_C.MODEL.BACKBONE.VIT.DEPTH = 12
+_C.MODEL.BACKBONE.VIT.NUM_HEADS = 12
+_C.MODEL.BACKBONE.VIT.MLP_RATIO = 4.0
+_C.MODEL.BACKBONE.VIT.DROP_PATH = 0.1
+_C.MODEL.BACKBONE.VIT.DROP_RATE = 0.0
+_C.MODEL.BACKBONE.VIT.ATTN_DROP_RATE = 0.0
+
+_C.MODEL.HEADS = CN()
+_C.MODEL.HEADS.NAME = "BNNeckHead"
+_C.MODEL.HEADS.POOL = "avg"  # avg, gem, max, token (ViT class token)
+_C.MODEL.HEADS.GEM_P = 3.0
+_C.MODEL.HEADS.NECK_FEAT = "after"  # test feature: "before" or "after" the BNNeck
+_C.MODEL.HEADS.NUM_CLASSES = 0  # 0: set from the training data
+_C.MODEL.HEADS.CLS_BIAS = False
+
+_C.MODEL.LOSSES = CN()
+_C.MODEL.LOSSES.NAMES = ("CrossEntropyLoss", "TripletLoss")
+_C.MODEL.LOSSES.CE = CN()
+_C.MODEL.LOSSES.CE.EPSILON = 0.1  # label smoothing
+_C.MODEL.LOSSES.CE.SCALE = 1.0
+_C.MODEL.LOSSES.TRI = CN()
+_C.MODEL.LOSSES.TRI.MARGIN = 0.3  # <= 0: soft margin
+_C.MODEL.LOSSES.TRI.HARD_MINING = True
+_C.MODEL.LOSSES.TRI.NORM_FEAT = False
+_C.MODEL.LOSSES.TRI.SCALE = 1.0
+
+# ---------------------------------------------------------------------------- input
+_C.INPUT = CN()
+_C.INPUT.SIZE_TRAIN = [256, 128]  # (height, width)
+_C.INPUT.SIZE_TEST = [256, 128]
+_C.INPUT.NORM = "imagenet"  # imagenet or clip statistics
+_C.INPUT.DECODER = "opencv"  # opencv or pil
+_C.INPUT.FLIP = CN()
+_C.INPUT.FLIP.ENABLED = True
+_C.INPUT.FLIP.PROB = 0.5
+_C.INPUT.PADDING = CN()
+_C.INPUT.PADDING.ENABLED = True
+_C.INPUT.PADDING.SIZE = 10
+_C.INPUT.REA = CN()  # random erasing
+_C.INPUT.REA.ENABLED = True
+_C.INPUT.REA.PROB = 0.5
+_C.INPUT.CJ = CN()  # colour jitter
+_C.INPUT.CJ.ENABLED = False
+_C.INPUT.CJ.PROB = 0.5
+_C.INPUT.CJ.BRIGHTNESS = 0.15
+_C.INPUT.CJ.CONTRAST = 0.15
+_C.INPUT.CJ.SATURATION = 0.1
+_C.INPUT.CJ.HUE = 0.1
+
+# ---------------------------------------------------------------------------- datasets
+_C.DATASETS = CN()
+_C.DATASETS.ROOT_DIR = "datasets"  # the AGREID_DATASETS environment variable overrides an unset root
+_C.DATASETS.NAMES = ("AGDemo",)  # training sets
+_C.DATASETS.TESTS = ("AGDemo",)  # "NAME" (every protocol) or "NAME/PROTOCOL"
+_C.DATASETS.OPTIONS = []  # adapter options as "KEY=VALUE" strings, e.g. ["trial=3"]
+
+# ---------------------------------------------------------------------------- data loading
+_C.DATALOADER = CN()
+_C.DATALOADER.SAMPLER_TRAIN = "IdentitySampler"  # IdentitySampler, ViewBalancedIdentitySampler, RandomSampler
+_C.DATALOADER.NUM_INSTANCE = 4  # K images per identity in a P x K batch
+_C.DATALOADER.NUM_WORKERS = 4
+
+# ---------------------------------------------------------------------------- solver
+_C.SOLVER = CN()
+_C.SOLVER.OPT = "Adam"  # Adam, AdamW, SGD
+_C.SOLVER.BASE_LR = 3.5e-4
+_C.SOLVER.BIAS_LR_FACTOR = 1.0
+_C.SOLVER.HEADS_LR_FACTOR = 1.0
+_C.SOLVER.WEIGHT_DECAY = 5e-4
+_C.SOLVER.WEIGHT_DECAY_BIAS = 5e-4
+_C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.NESTEROV = False
+_C.SOLVER.IMS_PER_BATCH = 64  # global batch over all processes
+_C.SOLVER.MAX_EPOCH = 120
+_C.SOLVER.ITERS_PER_EPOCH = 0  # 0: len(train) // IMS_PER_BATCH
+_C.SOLVER.SCHED = "MultiStepLR"  # MultiStepLR or CosineAnnealingLR
+_C.SOLVER.STEPS = [40, 90]  # epochs
+_C.SOLVER.GAMMA = 0.1
+_C.SOLVER.ETA_MIN_LR = 1e-7
+_C.SOLVER.WARMUP_ITERS = 0
+_C.SOLVER.WARMUP_FACTOR = 0.1
+_C.SOLVER.WARMUP_METHOD = "linear"  # linear or constant
+_C.SOLVER.CHECKPOINT_PERIOD = 10  # epochs
+_C.SOLVER.LOG_PERIOD = 20  # iterations
+_C.SOLVER.AMP = CN()
+_C.SOLVER.AMP.ENABLED = False  # ignored on CPU
+_C.SOLVER.AMP.DTYPE = "fp16"  # fp16 or bf16
+_C.SOLVER.CLIP_GRADIENTS = CN()
+_C.SOLVER.CLIP_GRADIENTS.ENABLED = False
+_C.SOLVER.CLIP_GRADIENTS.MAX_NORM = 5.0
+_C.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
+
+# ---------------------------------------------------------------------------- test
+_C.TEST = CN()
+_C.TEST.EVALUATOR = "ReidEvaluator"
+_C.TEST.EVAL_PERIOD = 20  # epochs; 0 disables periodic evaluation
+_C.TEST.IMS_PER_BATCH = 128
+_C.TEST.METRIC = "cosine"  # cosine or euclidean
+_C.TEST.FEAT_NORM = False  # L2-normalise features before a euclidean distance
+_C.TEST.FLIP = False  # average features of the image and its mirror
+_C.TEST.MAX_RANK = 50
+_C.TEST.BEST_METRIC = "metric"  # key compared for model_best: metric = (mAP + R1) / 2

@@ -1,0 +1,1 @@
+"""Dataset adapters; importing this package registers every adapter in DATASET_REGISTRY."""

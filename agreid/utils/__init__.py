@@ -1,0 +1,1 @@
+"""Shared utilities: registries, distributed helpers, logging, events, checkpoints."""
