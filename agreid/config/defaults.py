@@ -30,7 +30,7 @@ _C.MODEL.BACKBONE.VIT.ATTN_DROP_RATE = 0.0
 
 _C.MODEL.HEADS = CN()
 _C.MODEL.HEADS.NAME = "BNNeckHead"
-_C.MODEL.HEADS.POOL = "avg"  # avg, gem, max, token (ViT class token)
+_C.MODEL.HEADS.POOL = "avg"  # avg, gem (fixed GEM_P), gem_learn (learnable p), max, token (ViT class token)
 _C.MODEL.HEADS.GEM_P = 3.0
 _C.MODEL.HEADS.NECK_FEAT = "after"  # test feature: "before" or "after" the BNNeck
 _C.MODEL.HEADS.NUM_CLASSES = 0  # 0: set from the training data

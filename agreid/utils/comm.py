@@ -83,3 +83,8 @@ def reduce_dict_mean(values: dict) -> dict:
     dist.all_reduce(t)
     t /= get_world_size()
     return {k: float(v) for k, v in zip(keys, t.tolist())}
+
+
+def shared_random_seed() -> int:
+    """A fresh random seed drawn on rank 0 and shared with every rank (for SEED < 0)."""
+    return int(broadcast_object(int.from_bytes(os.urandom(4), "little") % 2**31))

@@ -1,1 +1,15 @@
 """Dataset adapters; importing this package registers every adapter in DATASET_REGISTRY."""
+from typing import Any
+
+from agreid.data.datasets import custom  # noqa: F401
+from agreid.data.records import ReIDDataset
+from agreid.registries import DATASET_REGISTRY
+
+
+@DATASET_REGISTRY.register("AGDemo")
+def agdemo(root: str, **options: Any) -> ReIDDataset:
+    """Build the generated demo set (:class:`synthetic.AGDemo`), imported on use so that
+    ``python -m agreid.data.datasets.synthetic`` does not find its own module already loaded."""
+    from agreid.data.datasets.synthetic import AGDemo
+
+    return AGDemo(root, **options)

@@ -1,0 +1,72 @@
+"""Periodic, final and best-model checkpoints written after evaluation."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict, Optional
+
+from agreid.engine.hooks.evaluation import EvalHook
+from agreid.engine.train_loop import HookBase
+from agreid.utils.checkpoint import Checkpointer
+
+logger = logging.getLogger("agreid.engine")
+
+
+class PeriodicCheckpointer(HookBase):
+    """Saves the full training state every ``period`` epochs as ``model_XXXX`` and ``model_final`` at the end.
+
+    ``state_fn`` supplies everything beyond the model (optimizer, schedule, RNG, hook states, epoch).
+    """
+
+    def __init__(self, checkpointer: Checkpointer, period: int,
+                 state_fn: Callable[[], Dict[str, Any]]) -> None:
+        self.checkpointer = checkpointer
+        self.period = int(period)
+        self.state_fn = state_fn
+
+    def after_epoch(self) -> None:
+        epoch = self.trainer.epoch + 1
+        if epoch == self.trainer.max_epoch:
+            self.checkpointer.save("model_final", **self.state_fn())
+        elif self.period > 0 and epoch % self.period == 0:
+            self.checkpointer.save(f"model_{epoch:04d}", **self.state_fn())
+
+
+class BestCheckpointer(HookBase):
+    """After every evaluation, saves ``model_best`` when ``metric`` (averaged over protocols) improves.
+
+    The best value is part of the resumable state, so a resumed run does not overwrite a better model.
+    """
+
+    def __init__(self, eval_hook: EvalHook, checkpointer: Checkpointer, metric: str = "metric",
+                 mode: str = "max") -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be max or min, got {mode}")
+        self.eval_hook = eval_hook
+        self.checkpointer = checkpointer
+        self.metric = metric
+        self.mode = mode
+        self.best: Optional[float] = None
+        self.best_epoch: Optional[int] = None
+        self._seen = None
+
+    def after_epoch(self) -> None:
+        results = self.eval_hook.latest
+        if not results or results is self._seen:
+            return
+        self._seen = results
+        values = [m[self.metric] for m in results.values() if self.metric in m]
+        if not values:
+            logger.warning(f"Best checkpoint: no '{self.metric}' in evaluation results")
+            return
+        value = sum(values) / len(values)
+        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        if better:
+            self.best, self.best_epoch = value, self.trainer.epoch
+            self.checkpointer.save("model_best", mark_last=False, epoch=self.trainer.epoch, best_metric=value)
+            logger.info(f"New best {self.metric} = {value:.2f} at epoch {self.trainer.epoch}")
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.best, self.best_epoch = state.get("best"), state.get("best_epoch")

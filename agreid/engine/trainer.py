@@ -1,0 +1,168 @@
+"""DefaultTrainer: builds data, model, optimizer, schedule, checkpointing and hooks from a config."""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import Any, Dict, List, Mapping, Optional
+
+import torch
+from torch import nn
+
+from agreid.config import CfgNode
+from agreid.engine import hooks
+from agreid.engine.train_loop import SimpleTrainer
+from agreid.modeling import resolve_device
+from agreid.utils import comm
+from agreid.utils.checkpoint import Checkpointer, get_rng_state, set_rng_state
+from agreid.utils.writers import ConsoleWriter, JSONWriter, TensorboardWriter
+
+logger = logging.getLogger("agreid.engine")
+
+AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class DefaultTrainer(SimpleTrainer):
+    """The standard recipe; override the ``build_*`` classmethods to change one piece.
+
+    Construction order: train loader (fixes the number of classes), model, optimizer, DDP wrap,
+    schedule, checkpointer, hooks. ``resume_or_load`` then decides where training starts.
+    """
+
+    def __init__(self, cfg: CfgNode) -> None:
+        device = resolve_device(cfg.MODEL.DEVICE)
+        data_loader, batch_sampler, num_classes = self.build_train_loader(cfg)
+        cfg = self.auto_scale_hyperparams(cfg, num_classes)
+        model = self.build_model(cfg, device)
+        optimizer = self.build_optimizer(cfg, model)
+        model = self.wrap_ddp(model, device)
+        amp = AMP_DTYPES[cfg.SOLVER.AMP.DTYPE] if cfg.SOLVER.AMP.ENABLED else None
+        if amp is not None and device.type != "cuda":
+            logger.info("SOLVER.AMP.ENABLED is ignored on the CPU")
+        clip = ({"max_norm": cfg.SOLVER.CLIP_GRADIENTS.MAX_NORM,
+                 "norm_type": cfg.SOLVER.CLIP_GRADIENTS.NORM_TYPE}
+                if cfg.SOLVER.CLIP_GRADIENTS.ENABLED else None)
+        super().__init__(model, data_loader, optimizer, amp_dtype=amp, clip_grad=clip, device=device)
+        self.cfg = cfg
+        self.batch_sampler = batch_sampler
+        self.iters_per_epoch = len(batch_sampler)
+        self.max_epoch = cfg.SOLVER.MAX_EPOCH
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer, self.iters_per_epoch)
+        self.checkpointer = Checkpointer(model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(),
+                                         optimizer=optimizer, scheduler=self.scheduler,
+                                         grad_scaler=self.grad_scaler)
+        self.register_hooks(self.build_hooks())
+
+    @classmethod
+    def build_train_loader(cls, cfg: CfgNode):
+        from agreid.data.build import build_train_loader
+
+        return build_train_loader(cfg)
+
+    @classmethod
+    def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:
+        """Set MODEL.HEADS.NUM_CLASSES from the training data and log the per-process batch."""
+        cfg = cfg.clone()
+        cfg.defrost()
+        if cfg.MODEL.HEADS.NUM_CLASSES not in (0, num_classes):
+            logger.warning(f"MODEL.HEADS.NUM_CLASSES={cfg.MODEL.HEADS.NUM_CLASSES} replaced by the "
+                           f"{num_classes} training identities")
+        cfg.MODEL.HEADS.NUM_CLASSES = num_classes
+        cfg.freeze()
+        world = comm.get_world_size()
+        per_rank = cfg.SOLVER.IMS_PER_BATCH // world
+        logger.info(f"{num_classes} training identities; batch {cfg.SOLVER.IMS_PER_BATCH} = {world} "
+                    f"process(es) x {per_rank} (P={per_rank // max(cfg.DATALOADER.NUM_INSTANCE, 1)} "
+                    f"x K={cfg.DATALOADER.NUM_INSTANCE})")
+        return cfg
+
+    @classmethod
+    def build_model(cls, cfg: CfgNode, device: Optional[torch.device] = None) -> nn.Module:
+        from agreid.modeling import build_model
+
+        model = build_model(cfg)
+        if device is not None:
+            model.to(device)
+        n = sum(p.numel() for p in model.parameters())
+        logger.info(f"Model {cfg.MODEL.META_ARCHITECTURE} with {n / 1e6:.2f} M parameters")
+        return model
+
+    @classmethod
+    def build_optimizer(cls, cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
+        from agreid.solver import optimizer_from_config
+
+        return optimizer_from_config(cfg, model)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg: CfgNode, optimizer: torch.optim.Optimizer, iters_per_epoch: int):
+        from agreid.solver import scheduler_from_config
+
+        return scheduler_from_config(cfg, optimizer, iters_per_epoch)
+
+    @staticmethod
+    def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
+        if comm.get_world_size() == 1:
+            return model
+        if device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            return nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
+            return nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
+
+    def build_writers(self) -> List:
+        out = self.cfg.OUTPUT_DIR
+        return [ConsoleWriter(self.max_iter), JSONWriter(os.path.join(out, "metrics.json")),
+                TensorboardWriter(out)]
+
+    def build_hooks(self) -> List[hooks.HookBase]:
+        cfg = self.cfg
+        eval_hook = hooks.EvalHook(cfg.TEST.EVAL_PERIOD, lambda: self.test(self.cfg, self.model))
+        ret: List[Any] = [hooks.IterationTimer(), hooks.LRScheduler(self.optimizer, self.scheduler),
+                          hooks.BufferSync(), eval_hook]
+        if comm.is_main_process():
+            ret += [hooks.BestCheckpointer(eval_hook, self.checkpointer, cfg.TEST.BEST_METRIC),
+                    hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
+                                               self.training_state),
+                    hooks.ProgressBar(),
+                    hooks.PeriodicWriter(self.build_writers(), cfg.SOLVER.LOG_PERIOD)]
+        else:
+            ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
+                                                  self.training_state))
+        return ret
+
+    def training_state(self) -> Dict[str, Any]:
+        """Everything beyond model/optimizer/schedule/scaler that resume needs; gathered on every rank."""
+        return {"epoch": self.epoch, "iteration": self.iter, "num_classes": self.cfg.MODEL.HEADS.NUM_CLASSES,
+                "rng_states": comm.all_gather_object(get_rng_state()), "hooks": self.hooks_state_dict(),
+                "config": self.cfg.dump()}
+
+    def resume_or_load(self, resume: bool = True) -> None:
+        """``resume``: continue from OUTPUT_DIR's last checkpoint if any; else start from MODEL.WEIGHTS."""
+        extra, resumed = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume)
+        self.start_epoch = 0
+        if resumed:
+            self.start_epoch = int(extra["epoch"]) + 1
+            self.load_hooks_state_dict(extra.get("hooks", {}))
+            states = extra.get("rng_states") or []
+            rank = comm.get_rank()
+            if rank < len(states):
+                set_rng_state(states[rank])
+            else:
+                logger.warning("Checkpoint has no RNG state for this rank; randomness will differ")
+
+    def train(self, start_epoch: Optional[int] = None, max_epoch: Optional[int] = None,
+              iters_per_epoch: Optional[int] = None) -> Mapping[str, Any]:
+        super().train(self.start_epoch if start_epoch is None else start_epoch,
+                      self.max_epoch if max_epoch is None else max_epoch,
+                      self.iters_per_epoch if iters_per_epoch is None else iters_per_epoch)
+        return self._eval_hook().latest or {}
+
+    def _eval_hook(self) -> hooks.EvalHook:
+        return next(h for h in self._hooks if isinstance(h, hooks.EvalHook))
+
+    @classmethod
+    def test(cls, cfg: CfgNode, model: nn.Module) -> Dict[str, Dict[str, float]]:
+        from agreid.engine.testing import run_tests
+
+        return run_tests(cfg, model)

@@ -1,0 +1,11 @@
+"""Evaluation: distances, gallery-removal rules, CMC/mAP/mINP ranking, evaluators and result tables."""
+from agreid.evaluation import rules  # noqa: F401  (registers the gallery-removal rules)
+from agreid.evaluation.distance import compute_distance
+from agreid.evaluation.evaluator import DatasetEvaluator, inference_context, inference_on_dataset
+from agreid.evaluation.rank import evaluate_ranking
+from agreid.evaluation.reid_evaluator import ReidEvaluator, evaluate_features
+from agreid.evaluation.results_table import format_results_table, results_markdown, save_results
+
+__all__ = ["evaluate_ranking", "compute_distance", "DatasetEvaluator", "inference_context",
+           "inference_on_dataset", "ReidEvaluator", "evaluate_features", "format_results_table",
+           "results_markdown", "save_results"]

@@ -1,0 +1,6 @@
+"""Re-ID heads registered in HEAD_REGISTRY, and the pooling they use."""
+from .bnneck import BNNeckHead, build_bnneck_head
+from .pooling import POOLINGS, AvgPool, GeMPool, MaxPool, TokenPool, build_pooling
+
+__all__ = ["BNNeckHead", "build_bnneck_head", "POOLINGS", "AvgPool", "GeMPool", "MaxPool", "TokenPool",
+           "build_pooling"]

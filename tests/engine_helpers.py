@@ -1,0 +1,58 @@
+"""Shared pieces of the engine tests: a tiny demo config and a two-process worker."""
+import importlib.util
+import os
+
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO_CONFIG = os.path.join(REPO, "configs", "Demo", "bagtricks_R18.yml")
+TINY_DATA = ["DATASETS.OPTIONS", '["num_train_ids=8", "num_test_ids=6", "images_per_view=4"]']
+
+
+def tiny_opts(data_root: str, out_dir: str, **extra) -> list:
+    """Overrides turning the demo config into a seconds-long run on a miniature AGDemo."""
+    opts = {"INPUT.SIZE_TRAIN": "[64, 32]", "INPUT.SIZE_TEST": "[64, 32]", "INPUT.PADDING.SIZE": "4",
+            "DATASETS.ROOT_DIR": data_root, "SOLVER.IMS_PER_BATCH": "16", "DATALOADER.NUM_INSTANCE": "4",
+            "DATALOADER.NUM_WORKERS": "0", "SOLVER.MAX_EPOCH": "3", "SOLVER.ITERS_PER_EPOCH": "3",
+            "SOLVER.STEPS": "[2]", "SOLVER.WARMUP_ITERS": "2", "SOLVER.CHECKPOINT_PERIOD": "1",
+            "TEST.EVAL_PERIOD": "2", "TEST.IMS_PER_BATCH": "32", "OUTPUT_DIR": out_dir,
+            "MODEL.DEVICE": "cpu"}
+    opts.update(extra)
+    flat = list(TINY_DATA)
+    for k, v in opts.items():
+        flat += [k, str(v)]
+    return flat
+
+
+def load_train_net():
+    """Import tools/train_net.py as a module (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("train_net", os.path.join(REPO, "tools", "train_net.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def flat_params(model: torch.nn.Module) -> torch.Tensor:
+    from agreid.utils.checkpoint import unwrap_model
+
+    sd = unwrap_model(model).state_dict()
+    return torch.cat([sd[k].detach().float().flatten() for k in sorted(sd)])
+
+
+def ddp_train_worker(opts: list, result_path: str) -> None:
+    """Train on every rank, then check on rank 0 that all ranks hold identical weights."""
+    import argparse
+
+    from agreid.engine import DefaultTrainer, default_setup, setup_cfg
+    from agreid.utils import comm
+
+    torch.set_num_threads(1)
+    cfg = default_setup(setup_cfg(DEMO_CONFIG, opts), argparse.Namespace(eval_only=False))
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    params = comm.all_gather_tensor(flat_params(trainer.model).unsqueeze(0))
+    if comm.is_main_process():
+        same = all(torch.equal(params[0], p) for p in params[1:])
+        with open(result_path, "w") as f:
+            f.write(f"{comm.get_world_size()} {int(same)} {len(params)}")
