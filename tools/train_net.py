@@ -34,7 +34,9 @@ def cli(argv=None) -> None:
         launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                dist_url=args.dist_url, args=(args,))
     except (ConfigError, DatasetError) as e:
-        logging.getLogger("agreid").error(str(e))
+        logger = logging.getLogger("agreid")
+        if logger.handlers:
+            logger.error(str(e))
         sys.exit(f"{type(e).__name__}: {e}")
 
 

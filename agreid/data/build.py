@@ -69,10 +69,7 @@ def build_train_set(dataset_names: Sequence[str], root: str,
 
 
 def _worker_init(worker_id: int) -> None:
-    import cv2
-
     torch.set_num_threads(1)
-    cv2.setNumThreads(1)
 
 
 def build_train_loader(cfg: Any) -> Tuple[DataLoader, TrainBatchSampler, int]:

@@ -5,7 +5,7 @@ import os
 import re
 from typing import Optional
 
-import cv2
+from agreid.data.opencv import cv2
 import numpy as np
 from PIL import Image
 

@@ -74,7 +74,7 @@ def inference_on_dataset(model: nn.Module, data_loader: Iterable[Mapping[str, An
     start = time.perf_counter()
     with inference_context(model), torch.no_grad():
         for idx, batch in enumerate(tqdm(data_loader, total=total, desc=desc or "inference",
-                                         disable=not main, dynamic_ncols=True, leave=False)):
+                                         disable=None if main else True, dynamic_ncols=True, leave=False)):
             if idx == WARMUP_BATCHES:
                 start, compute_time, timed_batches = time.perf_counter(), 0.0, 0
             tic = time.perf_counter()

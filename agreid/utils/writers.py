@@ -27,9 +27,13 @@ class ConsoleWriter(EventWriter):
         self.max_iter = max_iter
         self.window = window
         self.logger = logging.getLogger("agreid.train")
+        self._last_iter = -1
 
     def write(self) -> None:
         s = get_event_storage()
+        if s.iter == self._last_iter:
+            return
+        self._last_iter = s.iter
         hist = s.histories()
         parts = [f"epoch: {s.epoch}", f"iter: {s.iter + 1}/{self.max_iter}"]
         eta = ""

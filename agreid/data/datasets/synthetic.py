@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import cv2
+from agreid.data.opencv import cv2
 import numpy as np
 
 from agreid.data.datasets.custom import read_csv_layout, write_records_csv

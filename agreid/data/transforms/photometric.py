@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-import cv2
+from agreid.data.opencv import cv2
 import numpy as np
 
 from agreid.data.transforms.compose import require_rng
