@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 AERIAL = "aerial"
 GROUND = "ground"
@@ -50,12 +50,43 @@ class ImageRecord:
 
 
 @dataclass(frozen=True)
+class TrackletRecord(ImageRecord):
+    """One tracklet (video) of one person: ``frames`` are its image paths in temporal order.
+
+    ``path`` names the tracklet (its folder or first frame) so tracklets can be listed and hashed
+    like images.
+    """
+
+    frames: Tuple[str, ...] = ()
+
+    def replace(self, **changes: Any) -> "TrackletRecord":
+        data = dict(path=self.path, pid=self.pid, camid=self.camid, view=self.view,
+                    modality=self.modality, extras=self.extras, frames=self.frames)
+        data.update(changes)
+        return TrackletRecord(**data)
+
+
+Indices = Optional[Tuple[int, ...]]
+"""Positions into a protocol's query or gallery tuple; None means all of them."""
+
+
+@dataclass(frozen=True)
 class Protocol:
-    """One evaluation setting: a query set, a gallery set and the name of its gallery-removal rule."""
+    """One evaluation setting: query and gallery sets, and how they are ranked and scored.
+
+    ``rule`` names the gallery-removal rule in ``GALLERY_RULE_REGISTRY``; several rules may be
+    combined with ``+`` (an item is kept only if every rule keeps it), e.g. ``"market+cross_view"``.
+    ``trials`` lists (query indices, gallery indices) subsets evaluated separately and reported as
+    mean and standard deviation (SYSU-MM01 and LLCM single-shot gallery draws); empty means one
+    evaluation over everything. ``cmc`` is ``"standard"`` or ``"unique_ids"`` (SYSU-MM01 / LLCM:
+    the rank of the first correct identity among de-duplicated gallery identities).
+    """
 
     query: Tuple[ImageRecord, ...]
     gallery: Tuple[ImageRecord, ...]
     rule: str = "market"
+    trials: Tuple[Tuple[Indices, Indices], ...] = ()
+    cmc: str = "standard"
     options: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
