@@ -116,9 +116,9 @@ def test_hand_computed_none_rule():
 def test_custom_rule_receives_views():
     seen = {}
 
-    def cross_view(q_pids, g_pids, q_cams, g_cams, q_views, g_views):
-        seen["views"] = (q_views.tolist(), g_views.tolist())
-        return q_views[:, None] != g_views[None, :]
+    def cross_view(q, g):
+        seen["views"] = (q.views.tolist(), g.views.tolist())
+        return q.views[:, None] != g.views[None, :]
 
     dist = np.array([[0.0, 1.0, 2.0]])
     res = evaluate_ranking(dist, [1], [1, 1, 2], [0], [1, 2, 3], rule=cross_view,
@@ -192,10 +192,10 @@ def test_reid_evaluator_end_to_end_shuffled():
     images = torch.rand(42, 3, 4, 6)
     model = TinyNet()
     model.train()
-    evaluator = EVALUATOR_REGISTRY.get("ReidEvaluator")(query, gallery, metric="euclidean", feat_norm=True,
-                                                        max_rank=20)
+    evaluator = EVALUATOR_REGISTRY.get("ReidEvaluator").for_protocol(query, gallery, metric="euclidean",
+                                                                     feat_norm=True, max_rank=20)
     order = rng.permutation(42)
-    result = inference_on_dataset(model, make_batches(images, order, 5), evaluator, desc="toy")
+    result = inference_on_dataset(model, make_batches(images, order, 5), evaluator, desc="toy")["default"]
     assert model.training and model.drop.training
     with torch.no_grad():
         feats = model.eval()({"images": images})
@@ -215,7 +215,7 @@ def test_reid_evaluator_end_to_end_shuffled():
 def test_reid_evaluator_index_checks():
     rng = np.random.default_rng(2)
     query, gallery = make_records(rng, 3, 2), make_records(rng, 4, 2, offset=3)
-    evaluator = ReidEvaluator(query, gallery)
+    evaluator = ReidEvaluator.for_protocol(query, gallery)
     evaluator.process({"indices": torch.tensor([0, 1, 2, 3, 4])}, torch.rand(5, 4))
     with pytest.raises(RuntimeError, match="2 are missing"):
         evaluator.evaluate()
@@ -232,14 +232,14 @@ def test_reid_evaluator_gathers_simulated_ranks(monkeypatch):
     query, gallery = make_records(rng, 6, 3), make_records(rng, 10, 3, offset=6)
     feats = torch.randn(16, 5)
     order = rng.permutation(16)
-    rank0 = ReidEvaluator(query, gallery, max_rank=10)
+    rank0 = ReidEvaluator.for_protocol(query, gallery, max_rank=10)
     for pos in order[:7]:
         rank0.process({"indices": torch.tensor([pos])}, feats[pos:pos + 1])
     rank1_payload = iter([torch.tensor([5]), feats[order[7:]], torch.as_tensor(order[7:])])
     empty_rank_payload = iter([torch.tensor([-1]), torch.zeros(0, 5), torch.zeros(0, dtype=torch.long)])
     monkeypatch.setattr(comm, "all_gather_tensor",
                         lambda t: [t, next(rank1_payload), next(empty_rank_payload)])
-    assert rank0.evaluate() == evaluate_features(feats[:6], feats[6:], query, gallery, max_rank=10)
+    assert rank0.evaluate() == {"default": evaluate_features(feats[:6], feats[6:], query, gallery, max_rank=10)}
 
 
 class RecordingEvaluator(DatasetEvaluator):

@@ -123,3 +123,15 @@ _C.TEST.FEAT_NORM = False  # L2-normalise features before a euclidean distance
 _C.TEST.FLIP = False  # average features of the image and its mirror
 _C.TEST.MAX_RANK = 50
 _C.TEST.BEST_METRIC = "metric"  # key compared for model_best: metric = (mAP + R1) / 2
+_C.TEST.ROC = False  # also report TPR at FPR 1e-4, 1e-3, 1e-2
+_C.TEST.RERANK = CN()  # k-reciprocal re-ranking (Zhong et al., CVPR 2017)
+_C.TEST.RERANK.ENABLED = False
+_C.TEST.RERANK.K1 = 20
+_C.TEST.RERANK.K2 = 6
+_C.TEST.RERANK.LAMBDA = 0.3
+_C.TEST.RERANK.MAX_ITEMS = 40000  # refuse larger query + gallery sets: memory grows with (Q+G)^2
+_C.TEST.AQE = CN()  # average query expansion
+_C.TEST.AQE.ENABLED = False
+_C.TEST.AQE.QE_TIME = 1
+_C.TEST.AQE.QE_K = 5
+_C.TEST.AQE.ALPHA = 3.0

@@ -2,24 +2,46 @@
 from __future__ import annotations
 
 import logging
-from typing import Dict
+import os
+from collections import OrderedDict
+from typing import Dict, List, Tuple
 
 from torch import nn
 
 from agreid.config import CfgNode
+from agreid.data.records import Protocol
 from agreid.utils import comm
 from agreid.utils.checkpoint import unwrap_model
+from agreid.utils.events import current_storage
 
 logger = logging.getLogger("agreid.evaluation")
 
 
+def scoring_options(cfg: CfgNode):
+    """The TEST.* keys that turn features into metrics."""
+    from agreid.evaluation import ScoringOptions
+
+    t = cfg.TEST
+    return ScoringOptions(
+        metric=t.METRIC, feat_norm=t.FEAT_NORM, max_rank=t.MAX_RANK, roc=t.ROC,
+        rerank=(t.RERANK.K1, t.RERANK.K2, t.RERANK.LAMBDA) if t.RERANK.ENABLED else None,
+        rerank_max_items=t.RERANK.MAX_ITEMS,
+        aqe=(t.AQE.QE_TIME, t.AQE.QE_K, t.AQE.ALPHA) if t.AQE.ENABLED else None)
+
+
+def group_by_dataset(protocols: List[Tuple[str, Protocol]]) -> "OrderedDict[str, Dict[str, Protocol]]":
+    groups: "OrderedDict[str, Dict[str, Protocol]]" = OrderedDict()
+    for full_name, proto in protocols:
+        groups.setdefault(full_name.split("/")[0], {})[full_name] = proto
+    return groups
+
+
 def run_tests(cfg: CfgNode, model: nn.Module) -> Dict[str, Dict[str, float]]:
-    """Extract features per protocol, rank with the protocol's rule, print and save the results.
+    """One feature pass per test dataset, scored for each of its protocols; print, save and log the table.
 
     Returns ``{"DATASET/PROTOCOL": {"Rank-1": …, "mAP": …, …}}`` (percentages) on the main
     process and ``{}`` on the others.
     """
-    import agreid.evaluation  # noqa: F401  (registers evaluators and rules)
     from agreid.data.build import build_test_loader, build_test_protocols
     from agreid.data.transforms import build_transforms
     from agreid.evaluation import format_results_table, inference_on_dataset, save_results
@@ -27,18 +49,29 @@ def run_tests(cfg: CfgNode, model: nn.Module) -> Dict[str, Dict[str, float]]:
 
     model = unwrap_model(model)
     transform = build_transforms(cfg, is_train=False)
+    options = scoring_options(cfg)
     results: Dict[str, Dict[str, float]] = {}
-    for name, proto in build_test_protocols(cfg):
-        records = list(proto.query) + list(proto.gallery)
-        loader = build_test_loader(records, transform, cfg.TEST.IMS_PER_BATCH, cfg.DATALOADER.NUM_WORKERS,
-                                   comm.get_world_size(), comm.get_rank(), cfg.INPUT.DECODER)
-        evaluator = EVALUATOR_REGISTRY.get(cfg.TEST.EVALUATOR)(
-            proto.query, proto.gallery, rule=proto.rule, metric=cfg.TEST.METRIC,
-            feat_norm=cfg.TEST.FEAT_NORM, max_rank=cfg.TEST.MAX_RANK)
-        res = inference_on_dataset(model, loader, evaluator, flip_test=cfg.TEST.FLIP, desc=name)
+    for dataset, protocols in group_by_dataset(build_test_protocols(cfg)).items():
+        evaluator = EVALUATOR_REGISTRY.get(cfg.TEST.EVALUATOR)(protocols, options)
+        loader = build_test_loader(evaluator.records, transform, cfg.TEST.IMS_PER_BATCH,
+                                   cfg.DATALOADER.NUM_WORKERS, comm.get_world_size(), comm.get_rank(),
+                                   cfg.INPUT.DECODER)
+        res = inference_on_dataset(model, loader, evaluator, flip_test=cfg.TEST.FLIP, desc=dataset)
         if comm.is_main_process():
-            results[name] = res
+            results.update(res)
     if comm.is_main_process() and results:
         logger.info("Evaluation results:\n" + format_results_table(results))
         save_results(results, cfg.OUTPUT_DIR)
+        if current_storage() is None:
+            _write_tensorboard(results, cfg.OUTPUT_DIR)
     return results
+
+
+def _write_tensorboard(results: Dict[str, Dict[str, float]], output_dir: str) -> None:
+    """Standalone evaluations (``--eval-only``) log their scalars too; training runs go through the writers."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(os.path.join(output_dir)) as writer:
+        for proto, metrics in results.items():
+            for name, value in metrics.items():
+                writer.add_scalar(f"{proto}/{name}", value, 0)

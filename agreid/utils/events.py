@@ -88,3 +88,8 @@ class EventStorage:
     def __exit__(self, *exc: object) -> None:
         _STACK.pop()
 
+
+
+def current_storage() -> "EventStorage | None":
+    """The innermost open EventStorage, or None outside training."""
+    return _STACK[-1] if _STACK else None
