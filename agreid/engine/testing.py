@@ -9,7 +9,7 @@ from typing import Dict, List, Tuple
 from torch import nn
 
 from agreid.config import CfgNode
-from agreid.data.records import Protocol
+from agreid.data.records import Protocol, TrackletRecord
 from agreid.utils import comm
 from agreid.utils.checkpoint import unwrap_model
 from agreid.utils.events import current_storage
@@ -53,10 +53,13 @@ def run_tests(cfg: CfgNode, model: nn.Module) -> Dict[str, Dict[str, float]]:
     results: Dict[str, Dict[str, float]] = {}
     for dataset, protocols in group_by_dataset(build_test_protocols(cfg)).items():
         evaluator = EVALUATOR_REGISTRY.get(cfg.TEST.EVALUATOR)(protocols, options)
-        loader = build_test_loader(evaluator.records, transform, cfg.TEST.IMS_PER_BATCH,
-                                   cfg.DATALOADER.NUM_WORKERS, comm.get_world_size(), comm.get_rank(),
-                                   cfg.INPUT.DECODER)
-        res = inference_on_dataset(model, loader, evaluator, flip_test=cfg.TEST.FLIP, desc=dataset)
+        if evaluator.records and isinstance(evaluator.records[0], TrackletRecord):
+            res = _evaluate_tracklets(cfg, model, evaluator, transform)
+        else:
+            loader = build_test_loader(evaluator.records, transform, cfg.TEST.IMS_PER_BATCH,
+                                       cfg.DATALOADER.NUM_WORKERS, comm.get_world_size(), comm.get_rank(),
+                                       cfg.INPUT.DECODER)
+            res = inference_on_dataset(model, loader, evaluator, flip_test=cfg.TEST.FLIP, desc=dataset)
         if comm.is_main_process():
             results.update(res)
     if comm.is_main_process() and results:
@@ -65,6 +68,21 @@ def run_tests(cfg: CfgNode, model: nn.Module) -> Dict[str, Dict[str, float]]:
         if current_storage() is None:
             _write_tensorboard(results, cfg.OUTPUT_DIR)
     return results
+
+
+def _evaluate_tracklets(cfg: CfgNode, model: nn.Module, evaluator, transform) -> Dict[str, Dict[str, float]]:
+    """Video datasets: clip features averaged per tracklet, computed on the main process."""
+    import torch
+
+    from agreid.data.video import extract_tracklet_features
+
+    evaluator.reset()
+    if comm.is_main_process():
+        feats = extract_tracklet_features(model, evaluator.records, transform, cfg.INPUT.SEQ_LEN,
+                                          cfg.INPUT.SAMPLE_METHOD_TEST, cfg.TEST.IMS_PER_BATCH,
+                                          cfg.INPUT.DECODER, seed=max(cfg.SEED, 0))
+        evaluator.process({"indices": torch.arange(len(evaluator.records))}, feats)
+    return evaluator.evaluate()
 
 
 def _write_tensorboard(results: Dict[str, Dict[str, float]], output_dir: str) -> None:

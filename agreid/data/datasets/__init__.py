@@ -4,6 +4,7 @@ from typing import Any
 from agreid.data.datasets import custom  # noqa: F401
 from agreid.data.datasets import agreid_v1, agreid_v2, agvpreid, mssl  # noqa: F401
 from agreid.data.datasets import llcm, regdb, sysu_mm01  # noqa: F401
+from agreid.data.datasets import cargo, cp2108, g2aps_reid, lagper  # noqa: F401
 from agreid.data.records import ReIDDataset
 from agreid.registries import DATASET_REGISTRY
 

@@ -1,0 +1,85 @@
+"""CARGO (VDT, CVPR 2024): synthetic aerial-ground re-ID, 13 cameras (Cam1-5 aerial, Cam6-13 ground).
+
+Folders ``train/``, ``query/``, ``gallery/`` each hold ``Cam1`` .. ``Cam13``; the four protocols are
+those of VDT's ``CARGO``, ``CARGO_AG``, ``CARGO_AA`` and ``CARGO_GG`` classes.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+from typing import Dict, List, Sequence, Tuple
+
+from agreid.data.datasets.parsing import find_data_dir, layout_error, require_path, require_records
+from agreid.data.records import AERIAL, GROUND, ImageRecord, Protocol, ReIDDataset
+from agreid.registries import DATASET_REGISTRY
+
+NAME = "CARGO"
+NUM_CAMERAS = 13
+LAST_AERIAL_CAMERA = 5
+TIME_FLAGS = {"day": 1, "night": 0}
+_NAME = re.compile(r"^Cam(\d+)_(day|night)_(-?\d+)_.+\.jpg$")
+
+LAYOUT = """\
+  <root>/CARGO/
+    train/Cam1/ .. train/Cam13/        Cam<N>_<day|night>_<pid>_<index>.jpg
+    query/Cam1/ .. query/Cam13/        e.g. Cam2_day_2519_320.jpg
+    gallery/Cam1/ .. gallery/Cam13/
+  Cam1-Cam5 are aerial, Cam6-Cam13 ground; camid = N - 1."""
+
+
+def parse_cargo_name(path: str) -> ImageRecord:
+    """A record from ``Cam<N>_<day|night>_<pid>_<index>.jpg`` (time: day 1, night 0, as SVPR-ReID)."""
+    match = _NAME.match(os.path.basename(path))
+    if match is None:
+        raise layout_error(NAME, f"cannot parse image name '{path}': expected "
+                                 f"'Cam<N>_<day|night>_<pid>_<index>.jpg'.", LAYOUT)
+    camera, time, pid = int(match.group(1)), match.group(2), int(match.group(3))
+    view = AERIAL if camera <= LAST_AERIAL_CAMERA else GROUND
+    return ImageRecord(path=path, pid=pid, camid=camera - 1, view=view,
+                       extras={"time": TIME_FLAGS[time], "camera": camera})
+
+
+def read_cargo_split(split_dir: str) -> List[ImageRecord]:
+    """Every ``Cam<k>/*.jpg`` for k = 1..13 in ``split_dir`` (other folders are ignored, as in VDT)."""
+    require_path(split_dir, NAME, LAYOUT, "directory")
+    records = []
+    for camera in range(1, NUM_CAMERAS + 1):
+        cam_dir = glob.escape(os.path.join(split_dir, f"Cam{camera}"))
+        records.extend(parse_cargo_name(p) for p in sorted(glob.glob(os.path.join(cam_dir, "*.jpg"))))
+    require_records(records, os.path.join(split_dir, "Cam<1..13>"), NAME, LAYOUT)
+    return records
+
+
+def _view_as_camera(records: Sequence[ImageRecord]) -> Tuple[ImageRecord, ...]:
+    return tuple(r.replace(camid=0 if r.view == AERIAL else 1) for r in records)
+
+
+def _only(records: Sequence[ImageRecord], view: str) -> Tuple[ImageRecord, ...]:
+    return tuple(r for r in records if r.view == view)
+
+
+@DATASET_REGISTRY.register(NAME)
+class CARGO(ReIDDataset):
+    """CARGO with protocols ``ALL``, ``A2G``, ``A2A`` and ``G2G``, all ranked with the market rule.
+
+    ``ALL`` is the whole query and gallery. ``A2G`` is VDT's A↔G: all queries against the whole
+    gallery with camid replaced by the view (aerial 0, ground 1), so the market rule removes every
+    same-pid same-view match and only cross-view matches count, both directions mixed. ``A2A`` /
+    ``G2G`` keep one view in query and gallery. Train is the full train split for every protocol:
+    VDT also collapses or filters its train set per protocol class, which a shared train list
+    cannot do; the raw cameras are kept. Option: ``dataset_dir`` (default ``CARGO``).
+    ``extras`` hold ``time`` (day 1, night 0) and the raw camera number.
+    """
+
+    def __init__(self, root: str, dataset_dir: str = NAME) -> None:
+        data_dir = find_data_dir(root, [dataset_dir], "train", NAME, LAYOUT)
+        splits = {s: read_cargo_split(os.path.join(data_dir, s)) for s in ("train", "query", "gallery")}
+        query, gallery = tuple(splits["query"]), tuple(splits["gallery"])
+        protocols: Dict[str, Protocol] = {
+            "ALL": Protocol(query=query, gallery=gallery, rule="market"),
+            "A2G": Protocol(query=_view_as_camera(query), gallery=_view_as_camera(gallery), rule="market"),
+            "A2A": Protocol(query=_only(query, AERIAL), gallery=_only(gallery, AERIAL), rule="market"),
+            "G2G": Protocol(query=_only(query, GROUND), gallery=_only(gallery, GROUND), rule="market"),
+        }
+        super().__init__(NAME, splits["train"], protocols, root=data_dir)

@@ -1,0 +1,77 @@
+"""CARGO adapter on a miniature copy of its layout: Cam1..Cam13 folders, views, day/night, four protocols."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ag_image_helpers import write_jpeg
+from agreid.data import DatasetError, build_dataset
+
+TRAIN = ["Cam1/Cam1_day_0001_10.jpg", "Cam7/Cam7_night_0001_11.jpg", "Cam5/Cam5_night_0002_12.jpg",
+         "Cam13/Cam13_day_0002_13.jpg"]
+QUERY = ["Cam2/Cam2_day_2519_320.jpg", "Cam8/Cam8_night_2519_321.jpg", "Cam9/Cam9_day_2600_1.jpg"]
+GALLERY = ["Cam3/Cam3_day_2519_400.jpg", "Cam2/Cam2_night_2519_401.jpg", "Cam10/Cam10_day_2519_402.jpg",
+           "Cam11/Cam11_day_2600_403.jpg", "Cam4/Cam4_day_2600_404.jpg"]
+
+
+@pytest.fixture
+def cargo_root(tmp_path: Path) -> Path:
+    d = tmp_path / "CARGO"
+    for split, names in (("train", TRAIN), ("query", QUERY), ("gallery", GALLERY)):
+        for name in names:
+            write_jpeg(d / split / name)
+    write_jpeg(d / "train" / "Cam14" / "Cam14_day_0003_1.jpg")
+    (d / "train" / "Cam1" / "notes.txt").write_text("ignored")
+    return tmp_path
+
+
+def _summary(records) -> list:
+    return [(r.pid, r.camid, r.view, r.extras["time"]) for r in records]
+
+
+def test_train_records_and_relabelling(cargo_root: Path) -> None:
+    ds = build_dataset("CARGO", str(cargo_root))
+    assert ds.root == str(cargo_root / "CARGO") and ds.pid_map == {("CARGO", 1): 0, ("CARGO", 2): 1}
+    assert sorted(_summary(ds.train)) == [(0, 0, "aerial", 1), (0, 6, "ground", 0), (1, 4, "aerial", 0),
+                                          (1, 12, "ground", 1)]
+    assert sorted(ds.protocols) == ["A2A", "A2G", "ALL", "G2G"]
+    assert all(p.rule == "market" for p in ds.protocols.values())
+
+
+def test_protocols(cargo_root: Path) -> None:
+    ds = build_dataset("CARGO", str(cargo_root))
+    every = ds.protocol("ALL")
+    assert _summary(every.query) == [(2519, 1, "aerial", 1), (2519, 7, "ground", 0), (2600, 8, "ground", 1)]
+    assert sorted(r.extras["camera"] for r in every.gallery) == [2, 3, 4, 10, 11]
+    a2g = ds.protocol("A2G")
+    assert [(r.camid, r.view) for r in a2g.query] == [(0, "aerial"), (1, "ground"), (1, "ground")]
+    assert sorted((r.camid, r.view) for r in a2g.gallery) == [(0, "aerial")] * 3 + [(1, "ground")] * 2
+    assert [r.extras["camera"] for r in a2g.query] == [2, 8, 9]
+    a2a, g2g = ds.protocol("A2A"), ds.protocol("G2G")
+    assert {r.view for r in a2a.query + a2a.gallery} == {"aerial"} and len(a2a.query) == 1
+    assert len(a2a.gallery) == 3 and {r.camid for r in a2a.gallery} == {1, 2, 3}
+    assert {r.view for r in g2g.query + g2g.gallery} == {"ground"}
+    assert [r.pid for r in g2g.query] == [2519, 2600] and len(g2g.gallery) == 2
+
+
+def test_errors_name_path_and_layout(cargo_root: Path) -> None:
+    d = cargo_root / "CARGO"
+    with pytest.raises(DatasetError, match=re.escape(str(cargo_root / "other"))) as info:
+        build_dataset("CARGO", str(cargo_root), dataset_dir="other")
+    assert "Cam<N>_<day|night>_<pid>_<index>.jpg" in str(info.value)
+    bad = write_jpeg(d / "gallery" / "Cam3" / "Cam3_dusk_2519_9.jpg")
+    with pytest.raises(DatasetError, match="Cam3_dusk_2519_9.jpg"):
+        build_dataset("CARGO", str(cargo_root))
+    bad.unlink()
+    for path in (d / "query").rglob("*.jpg"):
+        path.unlink()
+    with pytest.raises(DatasetError, match=re.escape(str(d / "query"))):
+        build_dataset("CARGO", str(cargo_root))
+    shutil.rmtree(d / "query")
+    with pytest.raises(DatasetError, match=re.escape(str(d / "query"))):
+        build_dataset("CARGO", str(cargo_root))
+    with pytest.raises(DatasetError, match="data root"):
+        build_dataset("CARGO", str(cargo_root / "nowhere"))
