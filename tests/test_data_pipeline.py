@@ -312,7 +312,7 @@ DATASET_REGISTRY.register(_tiny_dataset("TinyTestSetB"), "TinyTestSetB")
 def test_build_train_set_offsets_pids(tmp_path):
     _write_set(tmp_path / "TinyTestSetA", num_pids=3)
     _write_set(tmp_path / "TinyTestSetB", num_pids=4)
-    recs, num_classes, datasets = build_train_set(["TinyTestSetA", "TinyTestSetB"], str(tmp_path), {})
+    recs, num_classes, datasets = build_train_set(["TinyTestSetA", "TinyTestSetB"], str(tmp_path), [])
     assert num_classes == 7 and len(recs) == 21 and [d.name for d in datasets] == ["TinyTestSetA", "TinyTestSetB"]
     assert sorted({r.pid for r in recs}) == list(range(7))
     assert {r.pid for r in recs if "TinyTestSetB" in r.path} == {3, 4, 5, 6}
@@ -347,6 +347,10 @@ def test_root_and_options_parsing(monkeypatch):
         {"trial": 3, "mode": "all", "flag": True, "ratio": 0.5}
     with pytest.raises(ValueError, match="key=value"):
         parse_options(["oops"])
+    scoped = ["RegDB:trial=3", "seed=1", "CP2108:time_mode=cross", "AGDemo:path=a:b"]
+    assert parse_options(scoped, "RegDB") == {"trial": 3, "seed": 1}
+    assert parse_options(scoped, "CP2108") == {"seed": 1, "time_mode": "cross"}
+    assert parse_options(scoped, "AGDemo") == {"seed": 1, "path": "a:b"}
 
 
 def test_test_loader_shards_in_order(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import ast
 import logging
 import os
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Optional, Any, Dict, List, Sequence, Tuple
 
 import torch
 from torch.utils.data import DataLoader
@@ -29,14 +29,24 @@ def resolve_root(root: str) -> str:
     return env if root == DEFAULT_ROOT and env else root
 
 
-def parse_options(pairs: Sequence[str]) -> Dict[str, Any]:
-    """Turn ``DATASETS.OPTIONS`` strings "key=value" into a dict; values are Python literals, else strings."""
+def parse_options(pairs: Sequence[str], dataset: Optional[str] = None) -> Dict[str, Any]:
+    """Turn ``DATASETS.OPTIONS`` strings into one dataset's keyword options.
+
+    "key=value" applies to every dataset, "NAME:key=value" only to dataset NAME (so several
+    datasets can be combined, each with its own options). Values are Python literals, else strings.
+    """
     options: Dict[str, Any] = {}
     for pair in pairs:
+        target, colon, rest = str(pair).partition(":")
+        if colon and "=" not in target:
+            if dataset is not None and target.strip() != dataset:
+                continue
+            pair = rest
         key, sep, text = str(pair).partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ValueError(f"DATASETS.OPTIONS entries must look like 'key=value', got '{pair}'")
+            raise ValueError(f"DATASETS.OPTIONS entries must look like 'key=value' or 'NAME:key=value', "
+                             f"got '{pair}'")
         try:
             options[key] = ast.literal_eval(text.strip())
         except (ValueError, SyntaxError):
@@ -45,7 +55,7 @@ def parse_options(pairs: Sequence[str]) -> Dict[str, Any]:
 
 
 def build_train_set(dataset_names: Sequence[str], root: str,
-                    options: Dict[str, Any]) -> Tuple[List[ImageRecord], int, List[ReIDDataset]]:
+                    options: Sequence[str]) -> Tuple[List[ImageRecord], int, List[ReIDDataset]]:
     """Concatenate the training lists of ``dataset_names``, shifting each one's pids past the previous ones.
 
     Returns (records, number of classes, datasets). Raises if the record list differs between ranks.
@@ -56,7 +66,7 @@ def build_train_set(dataset_names: Sequence[str], root: str,
     datasets: List[ReIDDataset] = []
     offset = 0
     for name in dataset_names:
-        ds = build_dataset(name, root, **options)
+        ds = build_dataset(name, root, **parse_options(options, name))
         logger.info("%s", ds.summary())
         records.extend(r.replace(pid=r.pid + offset) for r in ds.train)
         offset += ds.num_train_pids
@@ -78,7 +88,7 @@ def build_train_loader(cfg: Any) -> Tuple[DataLoader, TrainBatchSampler, int]:
     Call ``batch_sampler.set_epoch(e)`` before iterating the loader once per epoch.
     """
     root = resolve_root(cfg.DATASETS.ROOT_DIR)
-    records, num_classes, _ = build_train_set(list(cfg.DATASETS.NAMES), root, parse_options(cfg.DATASETS.OPTIONS))
+    records, num_classes, _ = build_train_set(list(cfg.DATASETS.NAMES), root, list(cfg.DATASETS.OPTIONS))
     sampler = SAMPLER_REGISTRY.get(cfg.DATALOADER.SAMPLER_TRAIN).from_config(
         cfg, records, comm.get_world_size(), comm.get_rank())
     dataset = ReIDImageSet(records, build_transforms(cfg, is_train=True), cfg.INPUT.DECODER)
@@ -89,13 +99,12 @@ def build_train_loader(cfg: Any) -> Tuple[DataLoader, TrainBatchSampler, int]:
 def build_test_protocols(cfg: Any) -> List[Tuple[str, Protocol]]:
     """Resolve ``DATASETS.TESTS`` entries "NAME" (every protocol, sorted) or "NAME/PROTOCOL" to (full name, protocol)."""
     root = resolve_root(cfg.DATASETS.ROOT_DIR)
-    options = parse_options(cfg.DATASETS.OPTIONS)
     built: Dict[str, ReIDDataset] = {}
     out: List[Tuple[str, Protocol]] = []
     for entry in cfg.DATASETS.TESTS:
         name, _, proto = str(entry).partition("/")
         if name not in built:
-            built[name] = build_dataset(name, root, **options)
+            built[name] = build_dataset(name, root, **parse_options(cfg.DATASETS.OPTIONS, name))
         ds = built[name]
         if proto and proto not in ds.protocols:
             raise ValueError(f"DATASETS.TESTS entry '{entry}': dataset {name} has no protocol '{proto}'. "
