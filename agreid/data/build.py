@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from agreid.data import build_dataset
 from agreid.data.common import ReIDImageSet, collate_batch
-from agreid.data.records import ImageRecord, Protocol, ReIDDataset, records_digest
+from agreid.data.records import ImageRecord, Protocol, ReIDDataset, TrackletRecord, records_digest
 from agreid.data.samplers import InferenceSampler, TrainBatchSampler
 from agreid.data.transforms import build_transforms
 from agreid.registries import SAMPLER_REGISTRY
@@ -91,7 +91,14 @@ def build_train_loader(cfg: Any) -> Tuple[DataLoader, TrainBatchSampler, int]:
     records, num_classes, _ = build_train_set(list(cfg.DATASETS.NAMES), root, list(cfg.DATASETS.OPTIONS))
     sampler = SAMPLER_REGISTRY.get(cfg.DATALOADER.SAMPLER_TRAIN).from_config(
         cfg, records, comm.get_world_size(), comm.get_rank())
-    dataset = ReIDImageSet(records, build_transforms(cfg, is_train=True), cfg.INPUT.DECODER)
+    transform = build_transforms(cfg, is_train=True)
+    if records and isinstance(records[0], TrackletRecord):
+        from agreid.data.video import TrackletSet
+
+        dataset: ReIDImageSet = TrackletSet(records, transform, cfg.INPUT.SEQ_LEN, cfg.INPUT.SAMPLE_METHOD_TRAIN,
+                                            cfg.INPUT.DECODER)
+    else:
+        dataset = ReIDImageSet(records, transform, cfg.INPUT.DECODER)
     loader = _loader(dataset, sampler, int(cfg.DATALOADER.NUM_WORKERS))
     return loader, sampler, num_classes
 

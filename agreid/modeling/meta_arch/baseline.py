@@ -24,6 +24,8 @@ class Baseline(nn.Module):
     """Backbone → head; training returns ``{"loss_<name>": scalar}`` for each loss, evaluation the B×D features.
 
     Each loss reads the head output named by its ``input_key`` (``cls_logits``, ``features_before``...).
+    Video clips (B×S×3×H×W) are encoded frame by frame and the frame features averaged over time
+    before the head (temporal average pooling, the usual image-model video baseline).
     """
 
     def __init__(self, backbone: nn.Module, head: nn.Module, losses: Sequence[nn.Module]) -> None:
@@ -46,7 +48,12 @@ class Baseline(nn.Module):
     def forward(self, batch: Mapping[str, Any]) -> Union[Dict[str, torch.Tensor], torch.Tensor]:
         """Losses (training) or test features (evaluation) for a loader batch; the batch is not modified."""
         images = batch["images"].to(self.device, non_blocking=True)
-        outputs = self.head(self.backbone(images))
+        if images.dim() == 5:
+            frames = self.backbone(images.flatten(0, 1))
+            features = frames.reshape(images.shape[:2] + frames.shape[1:]).mean(1)
+        else:
+            features = self.backbone(images)
+        outputs = self.head(features)
         if not self.training:
             return outputs
         targets = batch["targets"].to(self.device, non_blocking=True)
