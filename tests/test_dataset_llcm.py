@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
-import cv2
-import numpy as np
 import pytest
 
-from agreid.data import INFRARED, VISIBLE, DatasetError, build_dataset
+from agreid.data import INFRARED, VISIBLE, build_dataset
+from vi_helpers import expect_error, reference_listing, reference_single_shot, write_image
 
 VIS_CAMS = [f"test_vis/cam{k}" for k in range(1, 10)]
 NIR_CAMS = [f"test_nir/cam{k}" for k in (1, 2, 4, 5, 6, 7, 8, 9)]
@@ -27,10 +25,6 @@ TRAIN_IMAGES = {("vis", 1, 1): 2, ("vis", 2, 4): 1, ("vis", 6, 3): 2,
                 ("nir", 1, 2): 2, ("nir", 2, 4): 1, ("nir", 6, 1): 1}
 TRAIN_LABELS = {1: 0, 2: 1, 6: 2}
 
-
-def write_image(path: Path, value: int = 0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), np.full((16, 8, 3), value % 256, dtype=np.uint8))
 
 
 def image_name(folder: str, pid: int, i: int) -> str:
@@ -57,25 +51,6 @@ def make_llcm(root: Path) -> Path:
     return data
 
 
-def reference_listing(data: Path, cameras: Sequence[str]) -> List[str]:
-    files: List[str] = []
-    for name in sorted("%04d" % int(x) for x in TEST_IDS.split(",")):
-        for cam in cameras:
-            folder = os.path.join(str(data), cam, name)
-            if os.path.isdir(folder):
-                files.extend(sorted(folder + "/" + f for f in os.listdir(folder)))
-    return [os.path.normpath(f) for f in files]
-
-
-def reference_single_shot(data: Path, cameras: Sequence[str], trial: int) -> List[str]:
-    random.seed(trial)
-    picked = []
-    for name in sorted("%04d" % int(x) for x in TEST_IDS.split(",")):
-        for cam in cameras:
-            folder = os.path.join(str(data), cam, name)
-            if os.path.isdir(folder):
-                picked.append(random.choice(sorted(folder + "/" + f for f in os.listdir(folder))))
-    return [os.path.normpath(f) for f in picked]
 
 
 @pytest.fixture
@@ -103,8 +78,8 @@ def test_protocol_sets_cameras_and_rules(llcm_root: Path) -> None:
     assert sorted(ds.protocols) == ["IR2VIS", "VIS2IR"]
     for proto in ds.protocols.values():
         assert proto.rule == "market" and proto.cmc == "unique_ids" and len(proto.trials) == 10
-        assert [r.path for r in proto.query] == reference_listing(data, NIR_CAMS)
-        assert [r.path for r in proto.gallery] == reference_listing(data, VIS_CAMS)
+        assert [r.path for r in proto.query] == reference_listing(data, NIR_CAMS, TEST_IDS)
+        assert [r.path for r in proto.gallery] == reference_listing(data, VIS_CAMS, TEST_IDS)
         assert all(r.modality == INFRARED for r in proto.query)
         assert all(r.modality == VISIBLE for r in proto.gallery)
         assert {r.pid for r in proto.query} == {r.pid for r in proto.gallery} == {20, 21, 22}
@@ -121,7 +96,7 @@ def test_ir2vis_trials_draw_the_visible_gallery_like_the_reference(llcm_root: Pa
     for trial, (query_idx, gallery_idx) in enumerate(proto.trials):
         assert query_idx is None
         assert [proto.gallery[i].path for i in gallery_idx] == reference_single_shot(
-            llcm_root / "LLCM", VIS_CAMS, trial)
+            llcm_root / "LLCM", VIS_CAMS, trial, TEST_IDS)
     assert len({t[1] for t in proto.trials}) > 1
 
 
@@ -130,7 +105,7 @@ def test_vis2ir_trials_draw_the_nir_probes_like_the_reference(llcm_root: Path) -
     for trial, (query_idx, gallery_idx) in enumerate(proto.trials):
         assert gallery_idx is None
         probes = [proto.query[i] for i in query_idx]
-        assert [r.path for r in probes] == reference_single_shot(llcm_root / "LLCM", NIR_CAMS, trial)
+        assert [r.path for r in probes] == reference_single_shot(llcm_root / "LLCM", NIR_CAMS, trial, TEST_IDS)
         assert len({(r.pid, r.camid) for r in probes}) == len(probes) == 5
     assert len({t[0] for t in proto.trials}) > 1
 
@@ -140,13 +115,8 @@ def test_num_trials_option(llcm_root: Path) -> None:
     assert build_dataset("LLCM", str(llcm_root), num_trials=2).protocol("VIS2IR").trials == full[:2]
 
 
-def _error(root: Path, *fragments: str) -> str:
-    with pytest.raises(DatasetError) as info:
-        build_dataset("LLCM", str(root))
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
+def _error(root: Path, *fragments: str, **options) -> str:
+    return expect_error("LLCM", root, *fragments, **options)
 
 
 def test_missing_root_shows_layout(tmp_path: Path) -> None:

@@ -5,20 +5,15 @@ import os
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-import cv2
-import numpy as np
 import pytest
 
-from agreid.data import INFRARED, VISIBLE, DatasetError, build_dataset
+from agreid.data import INFRARED, VISIBLE, build_dataset
+from vi_helpers import expect_error, write_image
 
 PER_ID = 2
 # trial -> (train folder ids, test folder ids); labels are list positions, as in the real idx files.
 SPLITS: Dict[int, Tuple[List[int], List[int]]] = {1: ([1, 4, 2], [3, 5]), 2: ([3, 5, 1], [2, 4])}
 
-
-def write_image(path: Path, value: int = 0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), np.full((16, 8, 3), value % 256, dtype=np.uint8))
 
 
 def image_name(folder_id: int, modality: str, i: int) -> str:
@@ -90,12 +85,7 @@ def test_default_trial_is_one(regdb_root: Path) -> None:
 
 
 def _error(root: Path, *fragments: str, **options) -> str:
-    with pytest.raises(DatasetError) as info:
-        build_dataset("RegDB", str(root), **options)
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
+    return expect_error("RegDB", root, *fragments, **options)
 
 
 def test_missing_root_shows_layout(tmp_path: Path) -> None:

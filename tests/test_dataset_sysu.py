@@ -4,13 +4,12 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
-import cv2
-import numpy as np
 import pytest
 
-from agreid.data import INFRARED, VISIBLE, DatasetError, build_dataset
+from agreid.data import INFRARED, VISIBLE, build_dataset
+from vi_helpers import expect_error, reference_listing, reference_single_shot, write_image
 from agreid.data.datasets.single_shot import draw_single_shot, read_id_line
 
 # (camera, pid) -> number of images; pid 14 is listed as a test id but never filmed.
@@ -22,10 +21,6 @@ IMAGES: Dict[Tuple[str, int], int] = {
 }
 TRAIN_IDS, VAL_IDS, TEST_IDS = "2,1", "3", "12,10,14,11"
 
-
-def write_image(path: Path, value: int = 0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), np.full((16, 8, 3), value % 256, dtype=np.uint8))
 
 
 def make_sysu(root: Path) -> Path:
@@ -39,27 +34,6 @@ def make_sysu(root: Path) -> Path:
     return data
 
 
-def reference_listing(data: Path, cameras: Sequence[str]) -> List[str]:
-    """Every image, as the reference's query listing builds it."""
-    files: List[str] = []
-    for name in sorted("%04d" % int(x) for x in TEST_IDS.split(",")):
-        for cam in cameras:
-            folder = os.path.join(str(data), cam, name)
-            if os.path.isdir(folder):
-                files.extend(sorted(folder + "/" + f for f in os.listdir(folder)))
-    return files
-
-
-def reference_single_shot(data: Path, cameras: Sequence[str], trial: int) -> List[str]:
-    """The reference's gallery draw: global random.seed(trial), then random.choice per (id, camera)."""
-    random.seed(trial)
-    picked = []
-    for name in sorted("%04d" % int(x) for x in TEST_IDS.split(",")):
-        for cam in cameras:
-            folder = os.path.join(str(data), cam, name)
-            if os.path.isdir(folder):
-                picked.append(random.choice(sorted(folder + "/" + f for f in os.listdir(folder))))
-    return picked
 
 
 @pytest.fixture
@@ -90,10 +64,10 @@ def test_protocols_query_gallery_and_rule(sysu_root: Path) -> None:
     for mode, cameras in (("all", ("cam1", "cam2", "cam4", "cam5")), ("indoor", ("cam1", "cam2"))):
         proto = ds.protocol(mode)
         assert proto.rule == "sysu" and proto.cmc == "unique_ids" and len(proto.trials) == 10
-        assert [r.path for r in proto.query] == [os.path.normpath(p) for p in reference_listing(data, ("cam3", "cam6"))]
+        assert [r.path for r in proto.query] == [os.path.normpath(p) for p in reference_listing(data, ("cam3", "cam6"), TEST_IDS)]
         assert {(r.camid, r.modality) for r in proto.query} == {(3, INFRARED), (6, INFRARED)}
         assert {r.pid for r in proto.query} == {10, 11, 12}
-        assert [r.path for r in proto.gallery] == [os.path.normpath(p) for p in reference_listing(data, cameras)]
+        assert [r.path for r in proto.gallery] == [os.path.normpath(p) for p in reference_listing(data, cameras, TEST_IDS)]
         assert all(r.modality == VISIBLE and f"cam{r.camid}" in cameras for r in proto.gallery)
     assert len(ds.protocol("all").gallery) == 3 + 4 + 5 + 5 + 2 + 3 + 2
     assert len(ds.protocol("indoor").gallery) == 3 + 4 + 5 + 3
@@ -110,7 +84,7 @@ def test_single_shot_trials_match_the_reference_draw(sysu_root: Path, mode: str,
     for trial, (query_idx, gallery_idx) in enumerate(proto.trials):
         assert query_idx is None
         picked = [proto.gallery[i].path for i in gallery_idx]
-        assert picked == [os.path.normpath(p) for p in reference_single_shot(data, cameras, trial)]
+        assert picked == [os.path.normpath(p) for p in reference_single_shot(data, cameras, trial, TEST_IDS)]
         assert len({(proto.gallery[i].pid, proto.gallery[i].camid) for i in gallery_idx}) == len(gallery_idx)
         draws.append(gallery_idx)
     assert len(set(draws)) > 1
@@ -131,12 +105,7 @@ def test_hidden_files_are_ignored(sysu_root: Path) -> None:
 
 
 def _error(root: Path, *fragments: str, **options) -> str:
-    with pytest.raises(DatasetError) as info:
-        build_dataset("SYSU_MM01", str(root), **options)
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
+    return expect_error("SYSU_MM01", root, *fragments, **options)
 
 
 def test_missing_root_shows_layout(tmp_path: Path) -> None:

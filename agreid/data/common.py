@@ -47,8 +47,13 @@ class ReIDImageSet(Dataset):
         if self.transform is not None:
             rng = np.random.default_rng(seed) if seed is not None else None
             img = self.transform(img, rng)
+        return self.item(rec, index, img)
+
+    @staticmethod
+    def item(rec: ImageRecord, index: int, images: Any) -> Dict[str, Any]:
+        """The loader's per-item dict: loaded ``images`` plus the record's labels and position."""
         return {
-            "images": img,
+            "images": images,
             "targets": rec.pid,
             "camids": rec.camid,
             "views": view_index(rec.view),

@@ -123,15 +123,7 @@ class TrackletSet(ReIDImageSet):
         rec = self.records[index]
         rng = np.random.default_rng((seed, _SAMPLING_STREAM)) if seed is not None else None
         clip = sample_clip(rec.frames, self.seq_len, self.method, rng)
-        return {
-            "images": load_clip(clip, self.transform, self.decoder, seed),
-            "targets": rec.pid,
-            "camids": rec.camid,
-            "views": view_index(rec.view),
-            "modalities": modality_index(rec.modality),
-            "indices": index,
-            "paths": rec.path,
-        }
+        return self.item(rec, index, load_clip(clip, self.transform, self.decoder, seed))
 
 
 def _tracklet_clips(tracklets: Sequence[TrackletRecord], seq_len: int, method: str,
