@@ -39,6 +39,19 @@ def flat_params(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([sd[k].detach().float().flatten() for k in sorted(sd)])
 
 
+def differing_tensors(model: torch.nn.Module, other: torch.Tensor) -> list:
+    """Names of the state-dict tensors whose values differ from the flat vector ``other``."""
+    from agreid.utils.checkpoint import unwrap_model
+
+    sd, names, offset = unwrap_model(model).state_dict(), [], 0
+    for k in sorted(sd):
+        n = sd[k].numel()
+        if not torch.equal(sd[k].detach().float().flatten(), other[offset:offset + n]):
+            names.append(k)
+        offset += n
+    return names
+
+
 def ddp_train_worker(opts: list, result_path: str) -> None:
     """Train on every rank, then check on rank 0 that all ranks hold identical weights."""
     import argparse
@@ -54,5 +67,6 @@ def ddp_train_worker(opts: list, result_path: str) -> None:
     params = comm.all_gather_tensor(flat_params(trainer.model).unsqueeze(0))
     if comm.is_main_process():
         same = all(torch.equal(params[0], p) for p in params[1:])
+        diff = [] if same else differing_tensors(trainer.model, params[1][0])
         with open(result_path, "w") as f:
-            f.write(f"{comm.get_world_size()} {int(same)} {len(params)}")
+            f.write(f"{comm.get_world_size()} {int(same)} {len(params)} {','.join(diff[:10])}")

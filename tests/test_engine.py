@@ -120,8 +120,8 @@ def test_two_gloo_processes_train_identical_weights(data_root, tmp_path):
     result = tmp_path / "ddp.txt"
     opts = tiny_opts(data_root, str(tmp_path / "out"), **{"SOLVER.MAX_EPOCH": "2", "TEST.EVAL_PERIOD": "1"})
     launch(ddp_train_worker, 2, args=(opts, str(result)))
-    world, same, n = result.read_text().split()
-    assert (world, same, n) == ("2", "1", "2")
+    world, same, n, *diff = result.read_text().split()
+    assert (world, same, n) == ("2", "1", "2"), f"tensors differing between ranks: {diff}"
     assert os.path.isfile(tmp_path / "out" / "model_final.pth")
 
 
