@@ -142,3 +142,16 @@ def _fail_on_rank1():
     if comm.get_rank() == 1:
         raise ValueError("rank 1 failed")
     comm.synchronize()
+
+
+def test_torchrun_env_launch(data_root, tmp_path):
+    """Started by torchrun (RANK / WORLD_SIZE / LOCAL_RANK in the environment), train_net joins via env://."""
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    out = tmp_path / "out"
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", os.path.join(REPO, "tools", "train_net.py"),
+           "--config-file", DEMO_CONFIG, *tiny_opts(data_root, str(out), **{"SOLVER.MAX_EPOCH": "1"})]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    log = (out / "log.txt").read_text()
+    assert "Rank 0 of 2" in log and (out / "log.txt.rank1").is_file()
+    assert (out / "model_final.pth").is_file()
