@@ -358,3 +358,10 @@ def test_test_loader_shards_in_order(tmp_path):
     t = build_transforms(_cfg(), False)
     seen = [p for r in range(2) for b in build_test_loader(recs, t, 4, 0, 2, r) for p in b["paths"]]
     assert seen == [r.path for r in recs]
+
+
+def test_build_dataset_names_unknown_options():
+    from agreid.data import DatasetError, build_dataset
+
+    with pytest.raises(DatasetError, match=r"AGDemo does not take the option\(s\) num_ids; it takes: seed"):
+        build_dataset("AGDemo", "/nonexistent", num_ids=3)

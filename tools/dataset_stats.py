@@ -6,7 +6,6 @@ Differences from the published counts are warnings (exit 0); a dataset that cann
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
@@ -107,18 +106,6 @@ def summary_line(name: str, rows: Sequence[Row], has_entry: bool) -> str:
     return f"matches the published counts ({compared} published numbers compared)"
 
 
-def unknown_options(name: str, options: Mapping[str, Any]) -> List[str]:
-    """Options that the adapter's signature cannot take (none reported if it accepts ``**options``)."""
-    try:
-        params = inspect.signature(DATASET_REGISTRY.get(name)).parameters
-    except (TypeError, ValueError):
-        return []
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return []
-    accepted = [p for p in params if p not in ("self", "root")]
-    return sorted(set(options) - set(accepted))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dataset_stats.py",
@@ -166,9 +153,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         options: Dict[str, Any] = parse_options(args.option, args.dataset)
     except ValueError as e:
         return _fail(str(e).replace("DATASETS.OPTIONS entries", "--option values"))
-    bad = unknown_options(args.dataset, options)
-    if bad:
-        return _fail(f"{args.dataset} takes no option {', '.join(bad)}")
     root = resolve_root(args.root)
     try:
         ds = build_dataset(args.dataset, root, **options)
