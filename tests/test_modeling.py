@@ -12,7 +12,8 @@ from agreid.modeling import build_backbone, build_model, load_pretrained, resolv
 from agreid.modeling.backbones import ResNetBackbone
 from agreid.modeling.heads import BNNeckHead, build_pooling
 from agreid.modeling.losses import CrossEntropyLoss, TripletLoss
-from agreid.modeling.pretrained import group_keys, read_state_dict, resize_pos_embed
+from agreid.modeling.pretrained import read_state_dict, resize_pos_embed
+from agreid.utils.key_report import group_keys
 
 torch.set_num_threads(1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from torch import nn
 
@@ -36,9 +36,11 @@ def group_by_dataset(protocols: List[Tuple[str, Protocol]]) -> "OrderedDict[str,
     return groups
 
 
-def run_tests(cfg: CfgNode, model: nn.Module) -> Dict[str, Dict[str, float]]:
+def run_tests(cfg: CfgNode, model: nn.Module,
+              protocols: Optional[List[Tuple[str, Protocol]]] = None) -> Dict[str, Dict[str, float]]:
     """One feature pass per test dataset, scored for each of its protocols; print, save and log the table.
 
+    ``protocols`` (from ``build_test_protocols``) lets a training run read its test sets once.
     Returns ``{"DATASET/PROTOCOL": {"Rank-1": …, "mAP": …, …}}`` (percentages) on the main
     process and ``{}`` on the others.
     """
@@ -51,8 +53,10 @@ def run_tests(cfg: CfgNode, model: nn.Module) -> Dict[str, Dict[str, float]]:
     transform = build_transforms(cfg, is_train=False)
     options = scoring_options(cfg)
     results: Dict[str, Dict[str, float]] = {}
-    for dataset, protocols in group_by_dataset(build_test_protocols(cfg)).items():
-        evaluator = EVALUATOR_REGISTRY.get(cfg.TEST.EVALUATOR)(protocols, options)
+    if protocols is None:
+        protocols = build_test_protocols(cfg)
+    for dataset, group in group_by_dataset(protocols).items():
+        evaluator = EVALUATOR_REGISTRY.get(cfg.TEST.EVALUATOR)(group, options)
         if evaluator.records and isinstance(evaluator.records[0], TrackletRecord):
             res = _evaluate_tracklets(cfg, model, evaluator, transform)
         else:

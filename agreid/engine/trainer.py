@@ -45,6 +45,7 @@ class DefaultTrainer(SimpleTrainer):
         super().__init__(model, data_loader, optimizer, amp_dtype=amp, clip_grad=clip, device=device)
         self.cfg = cfg
         self.batch_sampler = batch_sampler
+        self._test_protocols = None
         self.iters_per_epoch = len(batch_sampler)
         self.max_epoch = cfg.SOLVER.MAX_EPOCH
         self.scheduler = self.build_lr_scheduler(cfg, optimizer, self.iters_per_epoch)
@@ -117,7 +118,7 @@ class DefaultTrainer(SimpleTrainer):
 
     def build_hooks(self) -> List[hooks.HookBase]:
         cfg = self.cfg
-        eval_hook = hooks.EvalHook(cfg.TEST.EVAL_PERIOD, lambda: self.test(self.cfg, self.model))
+        eval_hook = hooks.EvalHook(cfg.TEST.EVAL_PERIOD, self.evaluate)
         ret: List[Any] = [hooks.IterationTimer(), hooks.LRScheduler(self.optimizer, self.scheduler),
                           hooks.BufferSync(), eval_hook]
         if comm.is_main_process():
@@ -161,8 +162,17 @@ class DefaultTrainer(SimpleTrainer):
     def _eval_hook(self) -> hooks.EvalHook:
         return next(h for h in self._hooks if isinstance(h, hooks.EvalHook))
 
+    def evaluate(self) -> Dict[str, Dict[str, float]]:
+        """Periodic evaluation; the test protocols are read from disk once per run, not per evaluation."""
+        from agreid.data.build import build_test_protocols
+
+        if self._test_protocols is None:
+            self._test_protocols = build_test_protocols(self.cfg)
+        return self.test(self.cfg, self.model, self._test_protocols)
+
     @classmethod
-    def test(cls, cfg: CfgNode, model: nn.Module) -> Dict[str, Dict[str, float]]:
+    def test(cls, cfg: CfgNode, model: nn.Module, protocols=None) -> Dict[str, Dict[str, float]]:
+        """Evaluate ``model`` on DATASETS.TESTS (or the given ``build_test_protocols`` list)."""
         from agreid.engine.testing import run_tests
 
-        return run_tests(cfg, model)
+        return run_tests(cfg, model, protocols)

@@ -5,12 +5,13 @@ import logging
 import os
 import random
 import tempfile
-from collections import defaultdict
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import nn
+
+from agreid.utils.key_report import group_keys
 
 LAST_CHECKPOINT = "last_checkpoint"
 logger = logging.getLogger("agreid.checkpoint")
@@ -91,14 +92,6 @@ def _to_tuple(x: Any) -> Any:
     return tuple(_to_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def _group_keys(keys: List[str]) -> str:
-    groups: Dict[str, List[str]] = defaultdict(list)
-    for k in sorted(keys):
-        head, _, tail = k.rpartition(".")
-        groups[head].append(tail)
-    return "\n".join(f"  {h}.{{{', '.join(t)}}}" if h else f"  {', '.join(t)}" for h, t in groups.items())
-
-
 def load_model_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
                        source: str = "checkpoint") -> Dict[str, List[str]]:
     """Load matching tensors into ``model``; skip shape mismatches; log and return a key report.
@@ -125,9 +118,9 @@ def load_model_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     if mismatched:
         logger.warning("Skipped tensors whose shapes differ:\n  " + "\n  ".join(mismatched))
     if missing:
-        logger.warning("Missing keys (left at initialisation):\n" + _group_keys(missing))
+        logger.warning("Missing keys (left at initialisation):\n  " + "\n  ".join(group_keys(missing)))
     if unexpected:
-        logger.warning("Unexpected keys (in the file, not in the model):\n" + _group_keys(unexpected))
+        logger.warning("Unexpected keys (in the file, not in the model):\n  " + "\n  ".join(group_keys(unexpected)))
     if unused_cls:
         logger.info("Classifier weights not used by this model: " + ", ".join(sorted(unused_cls)))
     return {"missing": missing, "unexpected": unexpected, "mismatched": mismatched,
