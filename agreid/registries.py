@@ -24,3 +24,10 @@ EVALUATOR_REGISTRY = Registry("EVALUATOR")
 
 GALLERY_RULE_REGISTRY = Registry("GALLERY_RULE")
 """Per-query gallery-removal rules used by :func:`agreid.evaluation.evaluate_ranking`."""
+
+CHECKPOINT_FORMAT_REGISTRY = Registry("CHECKPOINT_FORMAT")
+"""Reference-checkpoint converters: ``fn(state_dict, model) -> ConvertedState | None`` (None: not this format).
+
+See :mod:`agreid.modeling.conversion`; ``MODEL.WEIGHTS`` tries each one on a state dict whose keys do not
+already fit the model.
+"""

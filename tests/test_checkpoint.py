@@ -3,6 +3,8 @@ import os
 
 import pytest
 import torch
+
+from agreid.utils.errors import CheckpointError
 from torch import nn
 
 from agreid.utils.checkpoint import (Checkpointer, atomic_torch_save, get_rng_state, load_checkpoint_file,
@@ -37,7 +39,7 @@ def test_weights_only_rejects_arbitrary_objects(tmp_path):
     torch.save({"x": Net()}, path)
     with pytest.raises(RuntimeError, match="weights-only"):
         load_checkpoint_file(path)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint_file(str(tmp_path / "none.pth"))
     (tmp_path / "trunc.pth").write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(RuntimeError, match="Cannot read checkpoint"):
@@ -51,12 +53,24 @@ def test_key_report_mismatch_missing_unexpected():
     sd["extra.weight"] = torch.zeros(1)
     del sd["bn.bias"]
     dst = Net(classes=0)
-    report = load_model_weights(dst, sd)
+    with pytest.raises(CheckpointError, match=r"1 model tensors missing.*bn.bias.*1 of another shape"):
+        load_model_weights(dst, sd)
+    report = load_model_weights(dst, sd, allow_partial=True)
     assert report["mismatched"] == ["backbone.weight: checkpoint (6, 4) vs model (5, 4)"]
-    assert report["missing"] == ["backbone.weight", "bn.bias"]
+    assert report["missing"] == ["bn.bias"]
     assert report["unexpected"] == ["extra.weight"]
     assert sorted(report["unused_classifier"]) == ["classifier.bias", "classifier.weight"]
     assert torch.equal(dst.backbone.bias, src.backbone.bias)
+
+
+def test_weights_must_fit_except_a_classifier_of_another_class_count():
+    src = Net(classes=3)
+    other = Net(classes=7)
+    report = load_model_weights(other, src.state_dict())
+    assert sorted(report["classifier_skipped"])[0].startswith("classifier.bias: checkpoint (3,)")
+    assert torch.equal(other.backbone.weight, src.backbone.weight)
+    with pytest.raises(CheckpointError, match="No tensor"):
+        load_model_weights(other, {"foo.weight": torch.zeros(2)})
 
 
 def test_checkpointer_resume_or_load(tmp_path):

@@ -119,7 +119,7 @@ def test_two_gloo_processes_train_identical_weights(data_root, tmp_path):
 
     result = tmp_path / "ddp.txt"
     opts = tiny_opts(data_root, str(tmp_path / "out"), **{"SOLVER.MAX_EPOCH": "2", "TEST.EVAL_PERIOD": "1"})
-    launch(ddp_train_worker, 2, args=(opts, str(result)))
+    launch(ddp_train_worker, 2, args=(opts, str(result)), device="cpu")
     world, same, n, *diff = result.read_text().split()
     assert (world, same, n) == ("2", "1", "2"), f"tensors differing between ranks: {diff}"
     assert os.path.isfile(tmp_path / "out" / "model_final.pth")
@@ -131,8 +131,8 @@ def test_rank_failure_ends_all_processes(tmp_path):
     start = time.time()
     from agreid.engine.launch import WorkerFailedError
 
-    with pytest.raises(WorkerFailedError, match="(?s)rank1 failed first.*ValueError: rank 1 failed"):
-        launch(_fail_on_rank1, 2, args=())
+    with pytest.raises(WorkerFailedError, match="(?s)rank 1 failed first.*ValueError: rank 1 failed"):
+        launch(_fail_on_rank1, 2, args=(), device="cpu")
     assert time.time() - start < 60
 
 

@@ -9,6 +9,7 @@ AER, GRD = view_index("aerial"), view_index("ground")
 
 KEEP = {
     "market": lambda q, g: not (q["pid"] == g["pid"] and q["cam"] == g["cam"]),
+    "market_view": lambda q, g: not (q["pid"] == g["pid"] and q["view"] == g["view"]),
     "none": lambda q, g: True,
     "sysu": lambda q, g: not (q["cam"] == 3 and g["cam"] == 2),
     "mssl_s2g": lambda q, g: not (q["pid"] == g["pid"] and g["view"] == AER),

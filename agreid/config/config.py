@@ -9,11 +9,13 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 from yacs.config import CfgNode as _YacsNode
 
+from agreid.utils.errors import UserError
+
 BASE_KEY = "_BASE_"
 MAX_BASE_DEPTH = 8
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override is wrong; the message says which key or file and why."""
 
 
@@ -123,6 +125,8 @@ def _check_keys(root: _YacsNode, other: Dict[str, Any], source: str, prefix: str
             if not isinstance(v, dict):
                 raise ConfigError(f"{source}: {full} is a section; got a value {v!r}")
             _check_keys(root, v, source, full + ".", node[k])
+        elif isinstance(node[k], (list, tuple)) and isinstance(v, (list, tuple)):
+            _check_elements(full, node[k], v, source)
 
 
 def _resolve(root: _YacsNode, key: str):
@@ -136,6 +140,26 @@ def _resolve(root: _YacsNode, key: str):
     if isinstance(node[parts[-1]], _YacsNode):
         raise ConfigError(f"command line: {key} is a section, not a value")
     return node, parts[-1]
+
+
+def _check_elements(key: str, old: Sequence[Any], value: Sequence[Any], source: str) -> List[Any]:
+    """``value``'s elements in the type of the default's (ints widen to float); explain a mismatch.
+
+    An empty default, or one mixing types, accepts any element.
+    """
+    kinds = {type(x) for x in old}
+    if len(kinds) != 1:
+        return list(value)
+    kind = kinds.pop()
+    out = []
+    for x in value:
+        if kind is float and isinstance(x, int) and not isinstance(x, bool):
+            x = float(x)
+        if type(x) is not kind:
+            raise ConfigError(f"{source}: {key} expects a list of {kind.__name__} like {list(old)!r}; "
+                              f"element {x!r} is a {type(x).__name__}")
+        out.append(x)
+    return out
 
 
 def _coerce(key: str, old: Any, raw: Any) -> Any:
@@ -161,7 +185,7 @@ def _coerce(key: str, old: Any, raw: Any) -> Any:
             value = [value]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"command line: {key} expects a list like {list(old)!r}, got {raw!r}")
-        return type(old)(value)
+        return type(old)(_check_elements(key, old, value, "command line"))
     if type(value) is not type(old):
         raise ConfigError(f"command line: {key} expects {type(old).__name__} (default {old!r}), "
                           f"got {raw!r}")

@@ -11,8 +11,11 @@ _C.CUDNN_BENCHMARK = False
 _C.MODEL = CN()
 _C.MODEL.META_ARCHITECTURE = "Baseline"
 _C.MODEL.DEVICE = "auto"  # "auto" (cuda if available), "cpu", "cuda"
-_C.MODEL.WEIGHTS = ""  # agreid checkpoint to start from (or evaluate with --eval-only)
+_C.MODEL.WEIGHTS = ""  # agreid or reference-code checkpoint to start from (or evaluate with --eval-only)
+_C.MODEL.ALLOW_PARTIAL_WEIGHTS = False  # True: MODEL.WEIGHTS may miss model tensors (they keep their init)
 _C.MODEL.PRETRAIN_PATH = ""  # local file of backbone weights (ImageNet / CLIP); never downloaded
+_C.MODEL.NUM_CAMERAS = 0  # cameras seen in training (SIE); 0: set from the training data
+_C.MODEL.NUM_VIEWS = 0  # view codes seen in training (SIE); 0: set from the training data
 
 _C.MODEL.BACKBONE = CN()
 _C.MODEL.BACKBONE.NAME = "resnet50"  # resnet18, resnet50, vit
@@ -51,7 +54,7 @@ _C.MODEL.LOSSES.TRI.SCALE = 1.0
 _C.INPUT = CN()
 _C.INPUT.SIZE_TRAIN = [256, 128]  # (height, width)
 _C.INPUT.SIZE_TEST = [256, 128]
-_C.INPUT.NORM = "imagenet"  # imagenet or clip statistics
+_C.INPUT.NORM = "imagenet"  # imagenet, clip or half (mean = std = 0.5) statistics
 _C.INPUT.DECODER = "opencv"  # opencv or pil
 _C.INPUT.SEQ_LEN = 8  # frames per clip for video (tracklet) datasets
 _C.INPUT.SAMPLE_METHOD_TRAIN = "rrs_train"  # rrs_train, evenly, random

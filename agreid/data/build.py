@@ -16,6 +16,7 @@ from agreid.data.samplers import InferenceSampler, TrainBatchSampler
 from agreid.data.transforms import build_transforms
 from agreid.registries import SAMPLER_REGISTRY
 from agreid.utils import comm
+from agreid.config.config import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def parse_options(pairs: Sequence[str], dataset: Optional[str] = None) -> Dict[s
         key, sep, text = str(pair).partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ValueError(f"DATASETS.OPTIONS entries must look like 'key=value' or 'NAME:key=value', "
+            raise ConfigError(f"DATASETS.OPTIONS entries must look like 'key=value' or 'NAME:key=value', "
                              f"got '{pair}'")
         try:
             options[key] = ast.literal_eval(text.strip())
@@ -61,7 +62,7 @@ def build_train_set(dataset_names: Sequence[str], root: str,
     Returns (records, number of classes, datasets). Raises if the record list differs between ranks.
     """
     if not dataset_names:
-        raise ValueError("DATASETS.NAMES is empty: name at least one training set")
+        raise ConfigError("DATASETS.NAMES is empty: name at least one training set")
     records: List[ImageRecord] = []
     datasets: List[ReIDDataset] = []
     offset = 0
@@ -114,10 +115,10 @@ def build_test_protocols(cfg: Any) -> List[Tuple[str, Protocol]]:
             built[name] = build_dataset(name, root, **parse_options(cfg.DATASETS.OPTIONS, name))
         ds = built[name]
         if proto and proto not in ds.protocols:
-            raise ValueError(f"DATASETS.TESTS entry '{entry}': dataset {name} has no protocol '{proto}'. "
+            raise ConfigError(f"DATASETS.TESTS entry '{entry}': dataset {name} has no protocol '{proto}'. "
                              f"Available: {', '.join(sorted(ds.protocols)) or '(none)'}")
         if not ds.protocols:
-            raise ValueError(f"DATASETS.TESTS entry '{entry}': dataset {name} defines no evaluation protocol")
+            raise ConfigError(f"DATASETS.TESTS entry '{entry}': dataset {name} defines no evaluation protocol")
         for pname in [proto] if proto else sorted(ds.protocols):
             full = f"{name}/{pname}"
             if full not in {n for n, _ in out}:

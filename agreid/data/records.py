@@ -5,6 +5,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from agreid.utils.errors import UserError
+
 AERIAL = "aerial"
 GROUND = "ground"
 WEARABLE = "wearable"
@@ -150,7 +152,7 @@ class ReIDDataset:
         return f"Dataset {self.name}:\n" + "\n".join(lines)
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError, RuntimeError):
     """A dataset is missing or malformed on disk; the message names the path and the expected layout."""
 
 

@@ -21,6 +21,19 @@ EPILOG = """examples:
 """
 
 
+def _int_at_least(minimum: int):
+    """An argparse type: a whole number not below ``minimum`` (a clear usage error otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
 def default_argument_parser(description: Optional[str] = None) -> argparse.ArgumentParser:
     """Parser for ``--config-file``, evaluation, resume, distributed flags and trailing overrides."""
     parser = argparse.ArgumentParser(
@@ -33,10 +46,11 @@ def default_argument_parser(description: Optional[str] = None) -> argparse.Argum
                              "schedule, RNG, epoch); MODEL.WEIGHTS is then ignored")
     parser.add_argument("--eval-only", action="store_true",
                         help="only evaluate MODEL.WEIGHTS on DATASETS.TESTS")
-    parser.add_argument("--num-gpus", type=int, default=1,
+    parser.add_argument("--num-gpus", type=_int_at_least(1), default=1,
                         help="processes per machine: one per GPU (gloo CPU processes without a GPU)")
-    parser.add_argument("--num-machines", type=int, default=1, help="number of machines in the job")
-    parser.add_argument("--machine-rank", type=int, default=0, help="rank of this machine (0-based)")
+    parser.add_argument("--num-machines", type=_int_at_least(1), default=1, help="number of machines in the job")
+    parser.add_argument("--machine-rank", type=_int_at_least(0), default=0,
+                        help="rank of this machine (0-based)")
     parser.add_argument("--dist-url", default="auto",
                         help="tcp://HOST:PORT of machine 0, env://, or auto (free local port, one machine)")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,

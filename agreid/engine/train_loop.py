@@ -15,16 +15,18 @@ Call nesting (every hook sees the same order)::
 from __future__ import annotations
 
 import logging
-import math
 import time
 import weakref
 from contextlib import nullcontext
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from functools import partial
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 
 import torch
 from torch import nn
 
-from agreid.utils.events import EventStorage, get_event_storage
+from agreid.engine.step_metrics import StepMetrics
+from agreid.utils.errors import UserError, format_user_error
+from agreid.utils.events import EventStorage
 
 logger = logging.getLogger("agreid.engine")
 
@@ -101,6 +103,9 @@ class TrainerBase:
                         self._call("after_step")
                         self.iter += 1
                     self._call("after_epoch")
+            except UserError as e:
+                logger.error(f"Training stopped: {format_user_error(e)}")
+                raise
             except Exception:
                 logger.exception("Exception during training:")
                 raise
@@ -131,12 +136,19 @@ class SimpleTrainer(TrainerBase):
     """One step = next batch, loss dict from the model, backward, optional clipping, optimizer step.
 
     Mixed precision (fp16 with a GradScaler, or bf16) is used only on CUDA. The data iterator is
-    restarted at every epoch so that the batch sampler can reseed from the epoch number.
+    restarted at every epoch so that the batch sampler can reseed from the epoch number. The step
+    never waits for the device: losses reach the EventStorage through :class:`StepMetrics`, read
+    back every ``metrics_period`` iterations and at each epoch end (at once on the CPU).
+
+    ``clip_grad`` is a function clipping the gradients of the parameters it is given (see
+    :func:`agreid.solver.build_grad_clipper`), or for backward compatibility a dict with
+    ``max_norm`` and ``norm_type`` for whole-model norm clipping.
     """
 
     def __init__(self, model: nn.Module, data_loader: Iterable, optimizer: torch.optim.Optimizer,
-                 amp_dtype: Optional[torch.dtype] = None, clip_grad: Optional[Mapping[str, float]] = None,
-                 device: Optional[torch.device] = None) -> None:
+                 amp_dtype: Optional[torch.dtype] = None,
+                 clip_grad: Union[None, Mapping[str, float], Callable[[List[nn.Parameter]], Any]] = None,
+                 device: Optional[torch.device] = None, metrics_period: int = 20) -> None:
         super().__init__()
         model.train()
         self.model = model
@@ -145,7 +157,14 @@ class SimpleTrainer(TrainerBase):
         self.device = device or torch.device("cpu")
         self.amp_dtype = amp_dtype if self.device.type == "cuda" else None
         self.grad_scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        if isinstance(clip_grad, Mapping):
+            max_norm, norm_type = float(clip_grad["max_norm"]), float(clip_grad["norm_type"])
+            clip_grad = partial(torch.nn.utils.clip_grad_norm_, max_norm=max_norm, norm_type=norm_type,
+                                foreach=True)
         self.clip_grad = clip_grad
+        self.metrics_period = max(int(metrics_period), 1)
+        self.metrics = StepMetrics()
+        self._params = [p for p in model.parameters() if p.requires_grad]
         self._data_iter = None
 
     def begin_epoch(self, epoch: int) -> None:
@@ -172,31 +191,20 @@ class SimpleTrainer(TrainerBase):
         self.optimizer.zero_grad(set_to_none=True)
         if self.grad_scaler is not None:
             self.grad_scaler.scale(losses).backward()
-            self.grad_scaler.unscale_(self.optimizer)
+            if self.clip_grad:  # clipping needs true gradients; otherwise the scaler unscales inside step()
+                self.grad_scaler.unscale_(self.optimizer)
         else:
             losses.backward()
         if self.clip_grad:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad["max_norm"],
-                                           self.clip_grad["norm_type"])
-        self._write_metrics(loss_dict, data_time)
+            self.clip_grad(self._params)
+        self.metrics.push(self.iter, loss_dict, data_time)
+        flush = (self.iter + 1) % self.metrics_period == 0 or (self.iter + 1) % max(self.iters_per_epoch, 1) == 0
+        self.metrics.drain(wait=flush)
         if self.grad_scaler is not None:
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
         else:
             self.optimizer.step()
-
-    def _write_metrics(self, loss_dict: Mapping[str, torch.Tensor], data_time: float) -> None:
-        from agreid.utils import comm
-
-        values = {k: float(v.detach()) for k, v in loss_dict.items()}
-        values["data_time"] = data_time
-        values = comm.reduce_dict_mean(values)
-        total = sum(v for k, v in values.items() if k != "data_time")
-        if not math.isfinite(total):
-            raise FloatingPointError(f"Loss became infinite or NaN at iteration {self.iter}: {values}")
-        storage = get_event_storage()
-        storage.put_scalar("total_loss", total)
-        storage.put_scalars(**values)
 
     def state_dict(self) -> Dict[str, Any]:
         state = {"optimizer": self.optimizer.state_dict()}

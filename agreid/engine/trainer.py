@@ -4,12 +4,12 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
-from agreid.config import CfgNode
+from agreid.config import CfgNode, ConfigError
 from agreid.engine import hooks
 from agreid.engine.train_loop import SimpleTrainer
 from agreid.modeling import resolve_device
@@ -22,30 +22,45 @@ logger = logging.getLogger("agreid.engine")
 AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def side_info_counts(records: Sequence[Any]) -> Dict[str, int]:
+    """``cameras`` and ``views``: one more than the largest camera id / view code among ``records``."""
+    from agreid.data.records import view_index
+
+    cams = [int(r.camid) for r in records]
+    views = [view_index(r.view) for r in records]
+    return {"cameras": max(cams) + 1 if cams else 0, "views": max(views) + 1 if views else 0}
+
+
 class DefaultTrainer(SimpleTrainer):
     """The standard recipe; override the ``build_*`` classmethods to change one piece.
 
-    Construction order: train loader (fixes the number of classes), model, optimizer, DDP wrap,
-    schedule, checkpointer, hooks. ``resume_or_load`` then decides where training starts.
+    Construction order: train loader (fixes the number of classes), test protocols (so a wrong
+    DATASETS.TESTS entry stops the run before training, not at its first evaluation), model,
+    optimizer, DDP wrap, schedule, checkpointer, hooks. ``resume_or_load`` then decides where
+    training starts. Nothing is written to OUTPUT_DIR until training starts.
     """
 
     def __init__(self, cfg: CfgNode) -> None:
+        from agreid.data.build import build_test_protocols
+
         device = resolve_device(cfg.MODEL.DEVICE)
         data_loader, batch_sampler, num_classes = self.build_train_loader(cfg)
-        cfg = self.auto_scale_hyperparams(cfg, num_classes)
+        protocols = build_test_protocols(cfg) if cfg.DATASETS.TESTS else []
+        records = list(getattr(getattr(data_loader, "dataset", None), "records", []))
+        for _, proto in protocols:
+            records += list(proto.query) + list(proto.gallery)
+        cfg = self.auto_scale_hyperparams(cfg, num_classes, side_info_counts(records))
         model = self.build_model(cfg, device)
         optimizer = self.build_optimizer(cfg, model)
         model = self.wrap_ddp(model, device)
         amp = AMP_DTYPES[cfg.SOLVER.AMP.DTYPE] if cfg.SOLVER.AMP.ENABLED else None
         if amp is not None and device.type != "cuda":
             logger.info("SOLVER.AMP.ENABLED is ignored on the CPU")
-        clip = ({"max_norm": cfg.SOLVER.CLIP_GRADIENTS.MAX_NORM,
-                 "norm_type": cfg.SOLVER.CLIP_GRADIENTS.NORM_TYPE}
-                if cfg.SOLVER.CLIP_GRADIENTS.ENABLED else None)
-        super().__init__(model, data_loader, optimizer, amp_dtype=amp, clip_grad=clip, device=device)
+        super().__init__(model, data_loader, optimizer, amp_dtype=amp, clip_grad=self.build_grad_clipper(cfg),
+                         device=device, metrics_period=cfg.SOLVER.LOG_PERIOD)
         self.cfg = cfg
         self.batch_sampler = batch_sampler
-        self._test_protocols = None
+        self._test_protocols = protocols
         self.iters_per_epoch = len(batch_sampler)
         self.max_epoch = cfg.SOLVER.MAX_EPOCH
         self.scheduler = self.build_lr_scheduler(cfg, optimizer, self.iters_per_epoch)
@@ -61,14 +76,27 @@ class DefaultTrainer(SimpleTrainer):
         return build_train_loader(cfg)
 
     @classmethod
-    def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int) -> CfgNode:
-        """Set MODEL.HEADS.NUM_CLASSES from the training data and log the per-process batch."""
+    def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int,
+                               side_info: Optional[Mapping[str, int]] = None) -> CfgNode:
+        """Set MODEL.HEADS.NUM_CLASSES from the training data (and MODEL.NUM_CAMERAS / NUM_VIEWS where 0).
+
+        ``side_info`` holds ``cameras`` and ``views``: one more than the largest camera id and view
+        code among the training and test records, the sizes SIE embedding tables need.
+        """
         cfg = cfg.clone()
         cfg.defrost()
         if cfg.MODEL.HEADS.NUM_CLASSES not in (0, num_classes):
             logger.warning(f"MODEL.HEADS.NUM_CLASSES={cfg.MODEL.HEADS.NUM_CLASSES} replaced by the "
                            f"{num_classes} training identities")
         cfg.MODEL.HEADS.NUM_CLASSES = num_classes
+        side_info = side_info or {}
+        for key, name in (("NUM_CAMERAS", "cameras"), ("NUM_VIEWS", "views")):
+            found = int(side_info.get(name, 0))
+            if cfg.MODEL[key] == 0:
+                cfg.MODEL[key] = found
+            elif found > cfg.MODEL[key]:
+                raise ConfigError(f"MODEL.{key}={cfg.MODEL[key]} but the data has {name} ids up to "
+                                  f"{found - 1}; set it to at least {found} (or 0 to take it from the data)")
         cfg.freeze()
         world = comm.get_world_size()
         per_rank = cfg.SOLVER.IMS_PER_BATCH // world
@@ -93,6 +121,14 @@ class DefaultTrainer(SimpleTrainer):
         from agreid.solver import optimizer_from_config
 
         return optimizer_from_config(cfg, model)
+
+    @classmethod
+    def build_grad_clipper(cls, cfg: CfgNode):
+        """SOLVER.CLIP_GRADIENTS as a function of the parameters, or None when clipping is off."""
+        c = cfg.SOLVER.CLIP_GRADIENTS
+        if not c.ENABLED:
+            return None
+        return {"max_norm": c.MAX_NORM, "norm_type": c.NORM_TYPE}
 
     @classmethod
     def build_lr_scheduler(cls, cfg: CfgNode, optimizer: torch.optim.Optimizer, iters_per_epoch: int):
@@ -140,7 +176,8 @@ class DefaultTrainer(SimpleTrainer):
 
     def resume_or_load(self, resume: bool = True) -> None:
         """``resume``: continue from OUTPUT_DIR's last checkpoint if any; else start from MODEL.WEIGHTS."""
-        extra, resumed = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume)
+        extra, resumed = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume,
+                                                          allow_partial=self.cfg.MODEL.ALLOW_PARTIAL_WEIGHTS)
         self.start_epoch = 0
         if resumed:
             self.start_epoch = int(extra["epoch"]) + 1
@@ -163,11 +200,7 @@ class DefaultTrainer(SimpleTrainer):
         return next(h for h in self._hooks if isinstance(h, hooks.EvalHook))
 
     def evaluate(self) -> Dict[str, Dict[str, float]]:
-        """Periodic evaluation; the test protocols are read from disk once per run, not per evaluation."""
-        from agreid.data.build import build_test_protocols
-
-        if self._test_protocols is None:
-            self._test_protocols = build_test_protocols(self.cfg)
+        """Periodic evaluation on the test protocols read at start-up (once per run, not per evaluation)."""
         return self.test(self.cfg, self.model, self._test_protocols)
 
     @classmethod

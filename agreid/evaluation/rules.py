@@ -49,6 +49,16 @@ def market_rule(q: RankMeta, g: RankMeta) -> torch.Tensor:
     return ~(_same_pid(q, g) & (q.camids[:, None] == g.camids[None, :]))
 
 
+@GALLERY_RULE_REGISTRY.register("market_view")
+def market_view_rule(q: RankMeta, g: RankMeta) -> torch.Tensor:
+    """The market rule with the view in place of the camera: remove items with the query's pid AND view.
+
+    VDT's CARGO A↔G: only cross-view matches count as positives, while same-view items of other
+    identities stay as distractors; the records keep their real camera ids (SIE needs them).
+    """
+    return ~(_same_pid(q, g) & (q.need("views", "market_view")[:, None] == g.need("views", "market_view")[None, :]))
+
+
 @GALLERY_RULE_REGISTRY.register("none")
 def keep_all_rule(q: RankMeta, g: RankMeta) -> torch.Tensor:
     """Keep the whole gallery for every query (RegDB: query and gallery are disjoint modalities)."""

@@ -4,7 +4,7 @@ from torch import nn
 
 from agreid.registries import META_ARCH_REGISTRY
 
-from . import backbones, heads, losses, meta_arch  # noqa: F401  (registration)
+from . import backbones, conversion, heads, losses, meta_arch  # noqa: F401  (registration)
 from .backbones import build_backbone
 from .pretrained import LoadReport, load_pretrained
 

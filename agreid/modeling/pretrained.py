@@ -103,10 +103,11 @@ def strip_prefixes(state: Mapping[str, torch.Tensor],
 
 
 def resize_pos_embed(posemb: torch.Tensor, new_grid: Tuple[int, int], num_prefix: int,
-                     old_grid: Optional[Tuple[int, int]] = None) -> torch.Tensor:
-    """Bicubically resample the grid part of a 1×(P+N)×D position embedding to ``new_grid``; prefix rows kept.
+                     old_grid: Optional[Tuple[int, int]] = None, mode: str = "bicubic") -> torch.Tensor:
+    """Resample the grid part of a 1×(P+N)×D position embedding to ``new_grid``; the P prefix rows are kept.
 
-    ``old_grid`` defaults to a square grid, the layout of ImageNet checkpoints.
+    ``old_grid`` defaults to a square grid, the layout of ImageNet checkpoints. ``mode`` is the
+    interpolation (timm: bicubic; TransReID and SeCap: bilinear), always with ``align_corners=False``.
     """
     n_old = posemb.shape[1] - num_prefix
     if old_grid is None:
@@ -120,7 +121,7 @@ def resize_pos_embed(posemb: torch.Tensor, new_grid: Tuple[int, int], num_prefix
     if tuple(old_grid) == tuple(new_grid):
         return posemb.clone()
     grid = grid.float().reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2)
-    grid = torch.nn.functional.interpolate(grid, size=tuple(new_grid), mode="bicubic", align_corners=False)
+    grid = torch.nn.functional.interpolate(grid, size=tuple(new_grid), mode=mode, align_corners=False)
     grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], -1).to(posemb.dtype)
     return torch.cat([prefix, grid], dim=1)
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import random
+import re
 import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -11,9 +13,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from agreid.utils.errors import CheckpointError
 from agreid.utils.key_report import group_keys
 
 LAST_CHECKPOINT = "last_checkpoint"
+STATE_KEYS = ("model", "net", "state_dict")  # where agreid / fast-reid, AGW and others keep the weights
+_TEMP_NAME = re.compile(r"^(.+\.pth|last_checkpoint|config\.yaml|results\.(json|md))\.[A-Za-z0-9_]+\.tmp$")
 logger = logging.getLogger("agreid.checkpoint")
 
 
@@ -53,17 +58,45 @@ def atomic_write_text(path: str, text: str) -> None:
 
 
 def load_checkpoint_file(path: str) -> Dict[str, Any]:
-    """Load a checkpoint on the CPU with ``weights_only=True``; explain a missing or unreadable file."""
+    """Load a checkpoint on the CPU with ``weights_only=True``; a missing, unreadable, truncated or pickled
+    file raises one :class:`CheckpointError` naming it."""
+    if not os.path.exists(path):
+        raise CheckpointError(f"Checkpoint file not found: {path}")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Checkpoint file not found: {path}")
+        raise CheckpointError(f"Checkpoint path {path} is not a file")
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f"Checkpoint file {path} is not readable (permission denied)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()
+        why = next((ln.strip() for ln in first if "GLOBAL" in ln or "Unsupported" in ln), first[0] if first else "")
+        raise CheckpointError(f"Checkpoint {path} holds pickled Python objects that weights-only loading refuses "
+                              f"({why}). agreid never unpickles arbitrary code; re-save its state dict with "
+                              f"tensors only (e.g. torch.save(model.state_dict(), ...)) where it was made") from None
     except Exception as e:
-        raise RuntimeError(f"Cannot read checkpoint {path} (corrupt, truncated, or not a weights-only "
-                           f"PyTorch file): {type(e).__name__}: {e}") from None
+        raise CheckpointError(f"Cannot read checkpoint {path} (corrupt, truncated, or not a PyTorch file): "
+                              f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
     if not isinstance(obj, dict):
-        raise RuntimeError(f"Checkpoint {path} holds a {type(obj).__name__}, expected a dict")
+        raise CheckpointError(f"Checkpoint {path} holds a {type(obj).__name__}, expected a dict of tensors")
     return obj
+
+
+def remove_stale_temp_files(folder: str) -> List[str]:
+    """Delete the ``<name>.<random>.tmp`` files an interrupted :func:`atomic_write_bytes` left in ``folder``."""
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for name in sorted(os.listdir(folder)):
+        if _TEMP_NAME.match(name):
+            try:
+                os.remove(os.path.join(folder, name))
+                removed.append(name)
+            except OSError as e:
+                logger.warning(f"Could not remove stale temporary file {name}: {e}")
+    if removed:
+        logger.info(f"Removed {len(removed)} temporary file(s) left by an interrupted save: {', '.join(removed)}")
+    return removed
 
 
 def get_rng_state() -> Dict[str, Any]:
@@ -92,39 +125,83 @@ def _to_tuple(x: Any) -> Any:
     return tuple(_to_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def load_model_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
-                       source: str = "checkpoint") -> Dict[str, List[str]]:
-    """Load matching tensors into ``model``; skip shape mismatches; log and return a key report.
+def _is_classifier(key: str) -> bool:
+    return "classifier" in key
 
-    Classifier weights are expected to be absent from evaluation-only models (no classes) and are
-    reported separately so they do not hide a real problem such as renamed BNNeck keys.
+
+def load_model_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint",
+                       allow_partial: bool = False) -> Dict[str, List[str]]:
+    """Load ``state_dict`` into ``model`` and log a key report; raise :class:`CheckpointError` if it does not fit.
+
+    Keys are used as they are (after stripping ``module.``) when they fit the model; otherwise each
+    registered reference format (TransReID, SeCap / fast-reid, ...) is tried and the file converted in
+    memory, its dead weights listed. Model tensors missing from the file or of another shape are an
+    error unless ``allow_partial`` (MODEL.ALLOW_PARTIAL_WEIGHTS); the one expected exception is a
+    classifier of another class count (or absent), which is skipped and reported. File keys the
+    model does not have are reported, not an error.
     """
     model = unwrap_model(model)
     own = model.state_dict()
-    sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
-    loadable, mismatched = {}, []
+    sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()
+          if isinstance(v, torch.Tensor)}
+    dead: List[str] = []
+    fmt = ""
+    if any(k not in sd for k in own if not k.endswith("num_batches_tracked")):
+        from agreid.modeling.conversion import convert_reference_state
+
+        converted = convert_reference_state(sd, model)
+        if converted is not None:
+            sd, dead, fmt = dict(converted.state_dict), list(converted.dead), converted.format
+            for note in converted.notes:
+                logger.info(f"{converted.format}: {note}")
+    loadable, mismatched, cls_mismatched = {}, [], []
     for k, v in sd.items():
         if k in own:
             if tuple(own[k].shape) == tuple(v.shape):
                 loadable[k] = v
             else:
-                mismatched.append(f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}")
-    incompatible = model.load_state_dict(loadable, strict=False)
-    missing = [k for k in incompatible.missing_keys if not k.endswith("num_batches_tracked")]
+                msg = f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                (cls_mismatched if _is_classifier(k) else mismatched).append(msg)
+    missing = [k for k in own if k not in loadable and not k.endswith("num_batches_tracked")]
+    shape_keys = {m.split(":")[0] for m in mismatched + cls_mismatched}
+    missing_cls = [k for k in missing if _is_classifier(k) and k not in shape_keys]
+    missing = [k for k in missing if not _is_classifier(k) and k not in shape_keys]
     unexpected = [k for k in sd if k not in own]
-    unused_cls = [k for k in unexpected if "classifier" in k]
-    unexpected = [k for k in unexpected if "classifier" not in k]
-    logger.info(f"Loaded {len(loadable)}/{len(own)} tensors from {source}")
+    unused_cls = [k for k in unexpected if _is_classifier(k)]
+    unexpected = [k for k in unexpected if not _is_classifier(k)]
+    via = f" (converted from the {fmt} format)" if fmt else ""
+    if not loadable:
+        raise CheckpointError(f"No tensor of {source} matches the model {type(model).__name__}{via}: "
+                              f"{len(sd)} keys such as {', '.join(sorted(sd)[:3]) or '(none)'} vs the model's "
+                              f"{', '.join(list(own)[:3])}. Is it a checkpoint of this MODEL.META_ARCHITECTURE?")
+    if (missing or mismatched) and not allow_partial:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} model tensors missing from the file ({'; '.join(group_keys(missing)[:4])})")
+        if mismatched:
+            parts.append(f"{len(mismatched)} of another shape ({'; '.join(mismatched[:3])})")
+        raise CheckpointError(f"{source} does not fit the model{via}: {' and '.join(parts)}. Check the config "
+                              f"(backbone, depth, stride, class count), or set MODEL.ALLOW_PARTIAL_WEIGHTS True "
+                              f"to load only the matching tensors")
+    model.load_state_dict(loadable, strict=False)
+    logger.info(f"Loaded {len(loadable)}/{len(own)} tensors from {source}{via}")
     if mismatched:
         logger.warning("Skipped tensors whose shapes differ:\n  " + "\n  ".join(mismatched))
     if missing:
         logger.warning("Missing keys (left at initialisation):\n  " + "\n  ".join(group_keys(missing)))
+    if cls_mismatched or missing_cls:
+        logger.info("Classifier not loaded (another class count, or none in the file); it starts fresh: "
+                    + ", ".join(cls_mismatched + missing_cls))
+    if dead:
+        logger.info(f"Unused in the reference ({fmt} dead weights), not instantiated:\n  "
+                    + "\n  ".join(group_keys(dead)))
     if unexpected:
         logger.warning("Unexpected keys (in the file, not in the model):\n  " + "\n  ".join(group_keys(unexpected)))
     if unused_cls:
         logger.info("Classifier weights not used by this model: " + ", ".join(sorted(unused_cls)))
     return {"missing": missing, "unexpected": unexpected, "mismatched": mismatched,
-            "unused_classifier": unused_cls}
+            "unused_classifier": unused_cls, "classifier_skipped": cls_mismatched + missing_cls,
+            "dead": dead, "format": [fmt] if fmt else []}
 
 
 class Checkpointer:
@@ -164,23 +241,42 @@ class Checkpointer:
             path = os.path.join(self.save_dir, f.read().strip())
         return path if os.path.isfile(path) else None
 
-    def load(self, path: str, checkpointables: Optional[List[str]] = None) -> Dict[str, Any]:
-        """Load model weights and the named checkpointables (all when None); return the remaining items."""
+    def load(self, path: str, checkpointables: Optional[List[str]] = None,
+             allow_partial: bool = False) -> Dict[str, Any]:
+        """Load model weights and the named checkpointables (all when None); return the remaining items.
+
+        The weights are the ``model`` entry (agreid, fast-reid), ``net`` (AGW), ``state_dict``, or the file
+        itself when it is a bare state dict (TransReID).
+        """
         data = load_checkpoint_file(path)
-        state = data.pop("model", None)
+        state = None
+        for key in STATE_KEYS:
+            if isinstance(data.get(key), Mapping):
+                state = data.pop(key)
+                break
         if state is None:
             state, data = data, {}
-        load_model_weights(self.model, state, source=path)
+        load_model_weights(self.model, state, source=path, allow_partial=allow_partial)
         names = list(self.checkpointables) if checkpointables is None else checkpointables
         for k in names:
             if k in data and k in self.checkpointables:
-                self.checkpointables[k].load_state_dict(data.pop(k))
+                try:
+                    self.checkpointables[k].load_state_dict(data.pop(k))
+                except (ValueError, KeyError, RuntimeError) as e:
+                    raise CheckpointError(f"Checkpoint {path}: its '{k}' state does not fit this run "
+                                          f"({type(e).__name__}: {e})") from None
             elif k in self.checkpointables:
-                raise KeyError(f"Checkpoint {path} has no '{k}' state; cannot resume from it")
+                raise CheckpointError(f"Checkpoint {path} has no '{k}' state; cannot resume from it")
         return data
 
-    def resume_or_load(self, weights: str, resume: bool) -> Tuple[Dict[str, Any], bool]:
-        """With ``resume`` and a last checkpoint in ``save_dir``, restore everything; else load ``weights``."""
+    def resume_or_load(self, weights: str, resume: bool,
+                       allow_partial: bool = False) -> Tuple[Dict[str, Any], bool]:
+        """With ``resume`` and a last checkpoint in ``save_dir``, restore everything; else load ``weights``.
+
+        Resuming first removes temporary files an interrupted save left behind.
+        """
+        if resume and self.save_to_disk:
+            remove_stale_temp_files(self.save_dir)
         last = self.last_checkpoint() if resume else None
         if last:
             logger.info(f"Resuming from {last}")
@@ -188,5 +284,5 @@ class Checkpointer:
         if resume:
             logger.info(f"No checkpoint to resume in {self.save_dir}; starting a new run")
         if weights:
-            self.load(weights, checkpointables=[])
+            self.load(weights, checkpointables=[], allow_partial=allow_partial)
         return {}, False

@@ -85,6 +85,15 @@ def reduce_dict_mean(values: dict) -> dict:
     return {k: float(v) for k, v in zip(keys, t.tolist())}
 
 
+def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+    """Element-wise mean of ``tensor`` over ranks, returned on the tensor's device."""
+    if get_world_size() == 1:
+        return tensor
+    t = tensor.to(_comm_device())
+    dist.all_reduce(t)
+    return (t / get_world_size()).to(tensor.device)
+
+
 def shared_random_seed() -> int:
     """A fresh random seed drawn on rank 0 and shared with every rank (for SEED < 0)."""
     return int(broadcast_object(int.from_bytes(os.urandom(4), "little") % 2**31))

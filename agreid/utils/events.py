@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from typing import Deque, Dict, List, Tuple
+from typing import Deque, Dict, List, Optional, Tuple
 
 _STACK: List["EventStorage"] = []
 
@@ -52,15 +52,18 @@ class EventStorage:
         self._latest: Dict[str, Tuple[float, int]] = {}
         self._smoothing: Dict[str, bool] = {}
 
-    def put_scalar(self, name: str, value: float, smoothing_hint: bool = True) -> None:
+    def put_scalar(self, name: str, value: float, smoothing_hint: bool = True,
+                   iteration: Optional[int] = None) -> None:
+        """Record ``value`` for the current iteration, or for ``iteration`` (metrics that arrive late)."""
         value = float(value)
-        self._history[name].update(value, self.iter)
-        self._latest[name] = (value, self.iter)
+        it = self.iter if iteration is None else int(iteration)
+        self._history[name].update(value, it)
+        self._latest[name] = (value, it)
         self._smoothing.setdefault(name, smoothing_hint)
 
-    def put_scalars(self, smoothing_hint: bool = True, **kwargs: float) -> None:
+    def put_scalars(self, smoothing_hint: bool = True, iteration: Optional[int] = None, **kwargs: float) -> None:
         for k, v in kwargs.items():
-            self.put_scalar(k, v, smoothing_hint)
+            self.put_scalar(k, v, smoothing_hint, iteration)
 
     def history(self, name: str) -> HistoryBuffer:
         if name not in self._history:

@@ -4,7 +4,16 @@ from __future__ import annotations
 import difflib
 from typing import Any, Dict, Iterator, Optional, TypeVar
 
+from agreid.utils.errors import UserError
+
 T = TypeVar("T")
+
+
+class RegistryError(UserError, KeyError):
+    """A name is not registered (usually a typo in a config value); the message lists the registered names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class Registry:
@@ -45,7 +54,7 @@ class Registry:
             names = sorted(self._map)
             close = difflib.get_close_matches(name, names, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise KeyError(
+            raise RegistryError(
                 f"No object named '{name}' in the {self._name} registry.{hint} "
                 f"Registered: {', '.join(names) or '(none)'}. A component defined outside agreid must be "
                 f"imported before it is looked up so that its @register decorator runs."

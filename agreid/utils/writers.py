@@ -5,8 +5,6 @@ import datetime
 import json
 import logging
 import os
-from typing import Optional
-
 from agreid.utils.events import get_event_storage
 
 
@@ -60,7 +58,6 @@ class JSONWriter(EventWriter):
         self.path = path
         self.window = window
         self._last_written: dict = {}
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
 
     def write(self) -> None:
         s = get_event_storage()
@@ -71,22 +68,26 @@ class JSONWriter(EventWriter):
                 self._last_written[k] = it
         if not by_iter:
             return
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
             for it in sorted(by_iter):
                 f.write(json.dumps(by_iter[it], sort_keys=True) + "\n")
 
 
 class TensorboardWriter(EventWriter):
-    """Scalars to TensorBoard event files in ``log_dir``."""
+    """Scalars to TensorBoard event files in ``log_dir``; the event file is opened at the first write."""
 
     def __init__(self, log_dir: str, window: int = 20) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
+        self.log_dir = log_dir
         self.window = window
         self._last_written: dict = {}
-        self._writer: Optional[SummaryWriter] = SummaryWriter(log_dir)
+        self._writer = None
 
     def write(self) -> None:
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(self.log_dir)
         s = get_event_storage()
         for k, (v, it) in s.latest_with_smoothing_hint(self.window).items():
             if it > self._last_written.get(k, -1):

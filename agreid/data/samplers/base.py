@@ -11,6 +11,7 @@ from typing import Any, Iterator, List, Sequence, Tuple
 import numpy as np
 from torch.utils.data import Sampler
 
+from agreid.config.config import ConfigError
 from agreid.data.records import ImageRecord
 from agreid.utils import comm
 
@@ -52,16 +53,16 @@ class TrainBatchSampler(Sampler):
                  seed: int, iters_per_epoch: int) -> None:
         super().__init__()
         if len(records) == 0:
-            raise ValueError("The training set is empty: no records to sample from")
+            raise ConfigError("The training set is empty: no records to sample from")
         if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"Invalid rank {rank} for world size {world_size}")
+            raise ConfigError(f"Invalid rank {rank} for world size {world_size}")
         if batch_size < 1 or batch_size % world_size != 0:
-            raise ValueError(f"The global batch size (SOLVER.IMS_PER_BATCH = {batch_size}) must be a positive "
+            raise ConfigError(f"The global batch size (SOLVER.IMS_PER_BATCH = {batch_size}) must be a positive "
                              f"multiple of the number of processes ({world_size})")
         if iters_per_epoch < 1:
-            raise ValueError(f"iters_per_epoch must be >= 1, got {iters_per_epoch}")
+            raise ConfigError(f"iters_per_epoch must be >= 1, got {iters_per_epoch}")
         if seed < 0:
-            raise ValueError(f"The sampler seed must be >= 0, got {seed}; resolve it with resolve_seed()")
+            raise ConfigError(f"The sampler seed must be >= 0, got {seed}; resolve it with resolve_seed()")
         self.records = list(records)
         self.batch_size = int(batch_size)
         self.world_size = int(world_size)
@@ -83,7 +84,7 @@ class TrainBatchSampler(Sampler):
     def set_epoch(self, epoch: int, start_iter: int = 0) -> None:
         """Select the epoch to iterate; ``start_iter`` skips that many batches (resuming inside an epoch)."""
         if epoch < 0 or not 0 <= start_iter <= self.iters_per_epoch:
-            raise ValueError(f"Invalid epoch {epoch} / start_iter {start_iter} "
+            raise ConfigError(f"Invalid epoch {epoch} / start_iter {start_iter} "
                              f"(iters_per_epoch = {self.iters_per_epoch})")
         self.epoch = int(epoch)
         self.start_iter = int(start_iter)

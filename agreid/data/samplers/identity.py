@@ -5,6 +5,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from agreid.config.config import ConfigError
 from agreid.data.records import ImageRecord
 from agreid.data.samplers.base import STREAM_ORDER, TrainBatchSampler, epoch_rng
 from agreid.registries import SAMPLER_REGISTRY
@@ -32,15 +33,15 @@ class IdentitySampler(TrainBatchSampler):
         super().__init__(records, batch_size, world_size, rank, seed, iters_per_epoch)
         k = int(num_instances)
         if k < 1:
-            raise ValueError(f"NUM_INSTANCE (K) must be >= 1, got {k}")
+            raise ConfigError(f"NUM_INSTANCE (K) must be >= 1, got {k}")
         p = self.per_rank // k
         if p < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"P×K sampling needs P >= 1 identity per process, but P = per-process batch {self.per_rank} "
                 f"(IMS_PER_BATCH {self.batch_size} / {self.world_size} processes) // K {k} = 0. "
                 f"Raise IMS_PER_BATCH to at least K × processes = {k * self.world_size} or lower NUM_INSTANCE")
         if self.per_rank % k != 0:
-            raise ValueError(
+            raise ConfigError(
                 f"The per-process batch {self.per_rank} (IMS_PER_BATCH {self.batch_size} / {self.world_size} "
                 f"processes) is not a multiple of K = {k}, so it cannot hold P whole identities of K images")
         by_pid: Dict[int, List[int]] = {}
@@ -52,7 +53,7 @@ class IdentitySampler(TrainBatchSampler):
         self.pids = sorted(by_pid)
         self.pid_index = {pid: np.asarray(by_pid[pid], dtype=np.int64) for pid in self.pids}
         if len(self.pids) < self.num_pids_global:
-            raise ValueError(
+            raise ConfigError(
                 f"A global batch needs P × processes = {p} × {self.world_size} = {self.num_pids_global} distinct "
                 f"identities but the training set has only {len(self.pids)}; lower IMS_PER_BATCH or raise K")
 

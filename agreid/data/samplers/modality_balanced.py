@@ -9,6 +9,7 @@ import numpy as np
 from agreid.data.records import INFRARED, VISIBLE, ImageRecord
 from agreid.data.samplers.identity import IdentitySampler, take
 from agreid.registries import SAMPLER_REGISTRY
+from agreid.config.config import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -17,12 +18,12 @@ def check_modality_batch(batch_size: int, num_instances: int, world_size: int) -
     """Raise a ValueError unless each process's batch holds whole groups of K visible + K infrared images."""
     k = int(num_instances)
     if k < 1:
-        raise ValueError(f"NUM_INSTANCE (K, images per modality and identity) must be >= 1, got {k}")
+        raise ConfigError(f"NUM_INSTANCE (K, images per modality and identity) must be >= 1, got {k}")
     if world_size < 1 or batch_size < 1 or batch_size % world_size != 0:
         return
     per_rank, group = batch_size // world_size, 2 * k
     if per_rank % group != 0:
-        raise ValueError(
+        raise ConfigError(
             f"ModalityBalancedIdentitySampler puts K = {k} visible + K = {k} infrared images of each identity in a "
             f"batch, so the per-process batch {per_rank} (IMS_PER_BATCH {batch_size} / {world_size} processes) must "
             f"be a multiple of 2K = {group}; set IMS_PER_BATCH to a multiple of {group * world_size}")
@@ -52,7 +53,7 @@ class ModalityBalancedIdentitySampler(IdentitySampler):
             logger.warning("ModalityBalancedIdentitySampler: %d of %d training identities lack visible or infrared "
                            "images and are never sampled", len(self.pids) - len(paired), len(self.pids))
         if len(paired) < self.num_pids_global:
-            raise ValueError(
+            raise ConfigError(
                 f"A global batch needs P × processes = {self.num_pids_per_rank} × {self.world_size} = "
                 f"{self.num_pids_global} identities with both visible and infrared images, but the training set "
                 f"has only {len(paired)}; lower IMS_PER_BATCH, raise NUM_INSTANCE or use a visible-infrared dataset")

@@ -11,11 +11,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
-_STATS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "clip": (CLIP_MEAN, CLIP_STD)}
+HALF_MEAN = (0.5, 0.5, 0.5)  # (x/255 - 0.5) / 0.5 = (x - 127.5) / 127.5: TransReID, SeCap / fast-reid ViTs
+HALF_STD = (0.5, 0.5, 0.5)
+
+_STATS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "clip": (CLIP_MEAN, CLIP_STD), "half": (HALF_MEAN, HALF_STD)}
 
 
 def norm_stats(name: str) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
-    """(mean, std) in [0, 1] units for ``INPUT.NORM`` = "imagenet" or "clip"."""
+    """(mean, std) in [0, 1] units for ``INPUT.NORM`` = "imagenet", "clip" or "half" (mean = std = 0.5)."""
     key = name.lower()
     if key not in _STATS:
         raise ValueError(f"Unknown INPUT.NORM '{name}'; choose one of {', '.join(sorted(_STATS))}")

@@ -22,13 +22,29 @@ class PeriodicCheckpointer(HookBase):
         self.checkpointer = checkpointer
         self.period = int(period)
         self.state_fn = state_fn
+        self._saved_epoch = -1
 
     def after_epoch(self) -> None:
-        epoch = self.trainer.epoch + 1
+        self._save_due(self.trainer.epoch)
+
+    def after_train(self) -> None:
+        """If an earlier ``after_epoch`` hook (an evaluation) failed after the epoch's last step, the
+        epoch's checkpoint was not written: write it now, so trained weights are never lost to it."""
+        t = self.trainer
+        done = t.iters_per_epoch > 0 and t.iter > t.start_epoch * t.iters_per_epoch \
+            and t.iter % t.iters_per_epoch == 0
+        epoch = t.iter // t.iters_per_epoch - 1 if t.iters_per_epoch else -1
+        if done and epoch > self._saved_epoch and epoch == t.epoch:
+            logger.warning(f"Epoch {epoch + 1} ended with an error after its last step; saving its checkpoint")
+            self._save_due(epoch)
+
+    def _save_due(self, epoch_index: int) -> None:
+        epoch = epoch_index + 1
         if epoch == self.trainer.max_epoch:
             self.checkpointer.save("model_final", **self.state_fn())
         elif self.period > 0 and epoch % self.period == 0:
             self.checkpointer.save(f"model_{epoch:04d}", **self.state_fn())
+        self._saved_epoch = epoch_index
 
 
 class BestCheckpointer(HookBase):
