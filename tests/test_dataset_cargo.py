@@ -37,8 +37,9 @@ def test_train_records_and_relabelling(cargo_root: Path) -> None:
     assert ds.root == str(cargo_root / "CARGO") and ds.pid_map == {("CARGO", 1): 0, ("CARGO", 2): 1}
     assert sorted(_summary(ds.train)) == [(0, 0, "aerial", 1), (0, 6, "ground", 0), (1, 4, "aerial", 0),
                                           (1, 12, "ground", 1)]
-    assert sorted(ds.protocols) == ["A2A", "A2G", "ALL", "G2G"]
-    assert all(p.rule == "market" for p in ds.protocols.values())
+    assert sorted(ds.protocols) == ["A2A", "A2G", "A2G_secap", "ALL", "G2A_secap", "G2G"]
+    assert {n: p.rule for n, p in ds.protocols.items()} == {n: "market_view" if n == "A2G" else "market"
+                                                            for n in ds.protocols}
 
 
 def test_protocols(cargo_root: Path) -> None:
@@ -47,14 +48,29 @@ def test_protocols(cargo_root: Path) -> None:
     assert _summary(every.query) == [(2519, 1, "aerial", 1), (2519, 7, "ground", 0), (2600, 8, "ground", 1)]
     assert sorted(r.extras["camera"] for r in every.gallery) == [2, 3, 4, 10, 11]
     a2g = ds.protocol("A2G")
-    assert [(r.camid, r.view) for r in a2g.query] == [(0, "aerial"), (1, "ground"), (1, "ground")]
-    assert sorted((r.camid, r.view) for r in a2g.gallery) == [(0, "aerial")] * 3 + [(1, "ground")] * 2
+    # VDT's A<->G: whole query and gallery, real camera ids, same-pid same-view items removed by the rule
+    assert a2g.query == every.query and a2g.gallery == every.gallery
     assert [r.extras["camera"] for r in a2g.query] == [2, 8, 9]
     a2a, g2g = ds.protocol("A2A"), ds.protocol("G2G")
     assert {r.view for r in a2a.query + a2a.gallery} == {"aerial"} and len(a2a.query) == 1
     assert len(a2a.gallery) == 3 and {r.camid for r in a2a.gallery} == {1, 2, 3}
     assert {r.view for r in g2g.query + g2g.gallery} == {"ground"}
     assert [r.pid for r in g2g.query] == [2519, 2600] and len(g2g.gallery) == 2
+
+
+def test_secap_protocols(cargo_root: Path) -> None:
+    """SeCap's CARGO_AG / CARGO_GA: one view of query/ against the other view of gallery/, nothing removed."""
+    ds = build_dataset("CARGO", str(cargo_root))
+    a2g, g2a = ds.protocol("A2G_secap"), ds.protocol("G2A_secap")
+    assert [(r.pid, r.camid, r.extras["camera"]) for r in a2g.query] == [(2519, 1, 2)]
+    assert sorted((r.pid, r.camid) for r in a2g.gallery) == [(2519, 9), (2600, 10)]
+    assert [(r.pid, r.camid) for r in g2a.query] == [(2519, 7), (2600, 8)]
+    assert sorted((r.pid, r.camid) for r in g2a.gallery) == [(2519, 1), (2519, 2), (2600, 3)]
+    assert {r.view for r in a2g.query + g2a.gallery} == {"aerial"}
+    assert {r.view for r in a2g.gallery + g2a.query} == {"ground"}
+    for proto in (a2g, g2a):  # cross-view only: no gallery item shares a query's (pid, camid)
+        assert not {(q.pid, q.camid) for q in proto.query} & {(g.pid, g.camid) for g in proto.gallery}
+        assert proto.rule == "market"
 
 
 def test_errors_name_path_and_layout(cargo_root: Path) -> None:

@@ -90,6 +90,7 @@ def make_cfg(args: argparse.Namespace, out_dir: str):
         "MODEL.PRETRAIN_PATH", "", "MODEL.WEIGHTS", "", "SOLVER.IMS_PER_BATCH", str(args.batch),
         "DATALOADER.NUM_INSTANCE", str(args.k), "DATASETS.TESTS", "[]", "TEST.EVAL_PERIOD", "0",
         "SOLVER.CHECKPOINT_PERIOD", "0", "SOLVER.MAX_EPOCH", "1", "OUTPUT_DIR", out_dir,
+        "SOLVER.WARMUP_ITERS", "0",  # both sides step at BASE_LR
         "SOLVER.AMP.ENABLED", str(args.amp != "none"), "SOLVER.AMP.DTYPE", args.amp if args.amp != "none" else "fp16",
         *args.opts]
     cfg.merge_from_list(opts)

@@ -25,6 +25,7 @@ def main(args) -> dict:
         from agreid.data.build import build_test_protocols
 
         protocols = build_test_protocols(cfg)
+        cfg = DefaultTrainer.eval_only_config(cfg, protocols)
         model = DefaultTrainer.build_model(cfg)
         Checkpointer(model, cfg.OUTPUT_DIR, save_to_disk=False).load(
             cfg.MODEL.WEIGHTS, checkpointables=[], allow_partial=cfg.MODEL.ALLOW_PARTIAL_WEIGHTS)

@@ -97,18 +97,24 @@ _C.SOLVER.BIAS_LR_FACTOR = 1.0
 _C.SOLVER.HEADS_LR_FACTOR = 1.0
 _C.SOLVER.WEIGHT_DECAY = 5e-4
 _C.SOLVER.WEIGHT_DECAY_BIAS = 5e-4
+# weight decay of normalisation-layer weights (BN/LN/GN/IN; their biases take WEIGHT_DECAY_BIAS);
+# negative: WEIGHT_DECAY (TransReID); fast-reid/SeCap/VDT use 5e-4
+_C.SOLVER.WEIGHT_DECAY_NORM = -1.0
 _C.SOLVER.MOMENTUM = 0.9
 _C.SOLVER.NESTEROV = False
 _C.SOLVER.IMS_PER_BATCH = 64  # global batch over all processes
 _C.SOLVER.MAX_EPOCH = 120
 _C.SOLVER.ITERS_PER_EPOCH = 0  # 0: len(train) // IMS_PER_BATCH
-_C.SOLVER.SCHED = "MultiStepLR"  # MultiStepLR or CosineAnnealingLR
+# MultiStepLR, CosineAnnealingLR (per iteration), WarmupCosineEpochLR (fast-reid: warmup per
+# iteration, cosine per epoch), TimmCosineLR (TransReID: timm cosine per epoch); see agreid/solver
+_C.SOLVER.SCHED = "MultiStepLR"
 _C.SOLVER.STEPS = [40, 90]  # epochs
 _C.SOLVER.GAMMA = 0.1
 _C.SOLVER.ETA_MIN_LR = 1e-7
 _C.SOLVER.WARMUP_ITERS = 0
-_C.SOLVER.WARMUP_FACTOR = 0.1
-_C.SOLVER.WARMUP_METHOD = "linear"  # linear or constant
+_C.SOLVER.WARMUP_FACTOR = 0.1  # TimmCosineLR: warmup starts at WARMUP_FACTOR x BASE_LR
+_C.SOLVER.WARMUP_METHOD = "linear"  # linear, constant or exp
+_C.SOLVER.WARMUP_EPOCHS = 0  # TimmCosineLR only (its warmup is per epoch; keep WARMUP_ITERS 0)
 _C.SOLVER.CHECKPOINT_PERIOD = 10  # epochs
 _C.SOLVER.LOG_PERIOD = 20  # iterations
 _C.SOLVER.AMP = CN()
@@ -116,6 +122,10 @@ _C.SOLVER.AMP.ENABLED = False  # ignored on CPU
 _C.SOLVER.AMP.DTYPE = "fp16"  # fp16 or bf16
 _C.SOLVER.CLIP_GRADIENTS = CN()
 _C.SOLVER.CLIP_GRADIENTS.ENABLED = False
+# norm: one norm over all parameters; norm_per_param: each parameter on its own (fast-reid's code);
+# norm_per_group: each optimizer group on its own (fast-reid + ContiguousParams, as SeCap/VDT ran);
+# value: clip_grad_value_ at MAX_NORM
+_C.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "norm"
 _C.SOLVER.CLIP_GRADIENTS.MAX_NORM = 5.0
 _C.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
 

@@ -8,6 +8,7 @@ import multiprocessing.connection
 import os
 import signal
 import socket
+import sys
 import tempfile
 import time
 import traceback
@@ -23,6 +24,7 @@ logger = logging.getLogger("agreid.launch")
 
 DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)
 TERMINATE_GRACE_S = 10.0
+REPORT_GRACE_S = 0.5
 
 
 def _find_free_port() -> int:
@@ -121,29 +123,31 @@ class WorkerUserError(UserError):
 
 
 def _join(processes: List[Any], first_rank: int, report_dir: str) -> None:
-    """Wait for every process; on the first failure stop the others and raise that rank's failure.
+    """Wait for every process; on the first failure stop the others and raise the failure that caused it.
 
-    The processes are polled together, so the rank that failed first is known before any peer is
-    stopped: a rank killed by a signal outranks peers that failed only because it vanished.
+    The processes are polled together, so the failing rank is identified before any peer is stopped:
+    a rank killed by a signal outranks peers that failed only because it vanished, and among ranks
+    that raised, the earliest report wins (a rank still tearing down has usually written its report
+    before its peers notice it is gone).
     """
     while True:
         live = [p.sentinel for p in processes if p.exitcode is None]
         if live:
             multiprocessing.connection.wait(live, timeout=1.0)
         codes = [p.exitcode for p in processes]
-        failed = [i for i, c in enumerate(codes) if c not in (None, 0)]
-        if failed:
-            culprit = _culprit(failed, codes, first_rank, report_dir)
+        if any(c not in (None, 0) for c in codes):
+            time.sleep(REPORT_GRACE_S)  # let a peer that is failing too finish its report
+            culprit = _culprit([p.exitcode for p in processes], first_rank, report_dir)
             _terminate(processes)
             raise culprit
         if all(c == 0 for c in codes):
             return
 
 
-def _culprit(failed: List[int], codes: List[Optional[int]], first_rank: int, report_dir: str) -> Exception:
-    """The exception to raise for the failed local indices: signal deaths, then bad input, then the earliest."""
-    reports = {i: read_report(report_dir, first_rank + i) for i in failed}
-    killed = [i for i in failed if codes[i] < 0 and reports[i] is None]
+def _culprit(codes: List[Optional[int]], first_rank: int, report_dir: str) -> Exception:
+    """The exception to raise: a rank killed by a signal, else bad input, else the earliest report."""
+    reports = {i: read_report(report_dir, first_rank + i) for i in range(len(codes))}
+    killed = [i for i, c in enumerate(codes) if c is not None and c < 0 and reports[i] is None]
     if killed:
         i = killed[0]
         try:
@@ -151,9 +155,9 @@ def _culprit(failed: List[int], codes: List[Optional[int]], first_rank: int, rep
         except ValueError:
             name = f"signal {-codes[i]}"
         return WorkerFailedError(f"rank {first_rank + i} was killed by {name}")
-    with_report = [i for i in failed if reports[i] is not None]
+    with_report = [i for i in reports if reports[i] is not None]
     if not with_report:
-        i = failed[0]
+        i = next(i for i, c in enumerate(codes) if c not in (None, 0))
         return WorkerFailedError(f"rank {first_rank + i} exited with code {codes[i]} without a report")
     user = [i for i in with_report if reports[i]["user_error"]]
     i = min(user or with_report, key=lambda j: reports[j]["time"])
@@ -162,7 +166,7 @@ def _culprit(failed: List[int], codes: List[Optional[int]], first_rank: int, rep
         err = WorkerUserError(f"rank {first_rank + i}: {rep['message']}")
         err.display_name = rep["type"]  # type: ignore[attr-defined]
         return err
-    others = sorted(first_rank + j for j in failed if j != i)
+    others = sorted(first_rank + j for j in with_report if j != i)
     extra = f" (then also rank {', '.join(map(str, others))})" if others else ""
     return WorkerFailedError(f"rank {first_rank + i} failed first{extra}:\n{rep['traceback']}")
 
@@ -221,9 +225,15 @@ def _init_group(url: str, rank: int, world: int, local_rank: int, timeout: datet
 
 def _run_and_teardown(main_func: Callable[..., Any], args: Sequence[Any], report_dir: str = "",
                       rank: int = 0) -> None:
-    """Run ``main_func``; on failure first record the report, then leave the group."""
+    """Run ``main_func``; on failure first record the report, then leave the group.
+
+    After a success every rank waits for the others before leaving, so no rank tears the group down
+    while a peer still uses it.
+    """
     try:
         main_func(*args)
+        if dist.is_initialized():
+            dist.barrier()
     except BaseException as exc:
         if report_dir:
             write_report(report_dir, rank, exc)
@@ -243,3 +253,9 @@ def _worker(local_rank: int, main_func: Callable[..., Any], world_size: int, per
         main_func(*args)
 
     _run_and_teardown(job, (), report_dir, rank)
+    # Done, group left, logs flushed: skip the interpreter's teardown, whose C++ destructors (gloo threads)
+    # occasionally abort a finished worker with "terminate called without an active exception".
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

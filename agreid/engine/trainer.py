@@ -56,8 +56,9 @@ class DefaultTrainer(SimpleTrainer):
         amp = AMP_DTYPES[cfg.SOLVER.AMP.DTYPE] if cfg.SOLVER.AMP.ENABLED else None
         if amp is not None and device.type != "cuda":
             logger.info("SOLVER.AMP.ENABLED is ignored on the CPU")
-        super().__init__(model, data_loader, optimizer, amp_dtype=amp, clip_grad=self.build_grad_clipper(cfg),
-                         device=device, metrics_period=cfg.SOLVER.LOG_PERIOD)
+        super().__init__(model, data_loader, optimizer, amp_dtype=amp,
+                         clip_grad=self.build_grad_clipper(cfg, optimizer), device=device,
+                         metrics_period=cfg.SOLVER.LOG_PERIOD)
         self.cfg = cfg
         self.batch_sampler = batch_sampler
         self._test_protocols = protocols
@@ -106,6 +107,32 @@ class DefaultTrainer(SimpleTrainer):
         return cfg
 
     @classmethod
+    def eval_only_config(cls, cfg: CfgNode, protocols: Sequence[Any]) -> CfgNode:
+        """For ``--eval-only``: MODEL.NUM_CAMERAS / NUM_VIEWS left at 0 are counted as in training, over the
+        training lists (when readable) and the test protocols, so an SIE model gets the tables it was trained
+        with."""
+        if cfg.MODEL.NUM_CAMERAS and cfg.MODEL.NUM_VIEWS:
+            return cfg
+        from agreid.data.build import build_train_set, resolve_root
+        from agreid.data.records import DatasetError
+
+        records: List[Any] = []
+        try:
+            records, _, _ = build_train_set(list(cfg.DATASETS.NAMES), resolve_root(cfg.DATASETS.ROOT_DIR),
+                                            list(cfg.DATASETS.OPTIONS))
+        except DatasetError as e:
+            logger.info(f"Camera and view counts from the test sets only (training lists unreadable: {e})")
+        for _, proto in protocols:
+            records += list(proto.query) + list(proto.gallery)
+        counts = side_info_counts(records)
+        cfg = cfg.clone()
+        cfg.defrost()
+        cfg.MODEL.NUM_CAMERAS = cfg.MODEL.NUM_CAMERAS or counts["cameras"]
+        cfg.MODEL.NUM_VIEWS = cfg.MODEL.NUM_VIEWS or counts["views"]
+        cfg.freeze()
+        return cfg
+
+    @classmethod
     def build_model(cls, cfg: CfgNode, device: Optional[torch.device] = None) -> nn.Module:
         from agreid.modeling import build_model
 
@@ -123,12 +150,11 @@ class DefaultTrainer(SimpleTrainer):
         return optimizer_from_config(cfg, model)
 
     @classmethod
-    def build_grad_clipper(cls, cfg: CfgNode):
+    def build_grad_clipper(cls, cfg: CfgNode, optimizer: torch.optim.Optimizer):
         """SOLVER.CLIP_GRADIENTS as a function of the parameters, or None when clipping is off."""
-        c = cfg.SOLVER.CLIP_GRADIENTS
-        if not c.ENABLED:
-            return None
-        return {"max_norm": c.MAX_NORM, "norm_type": c.NORM_TYPE}
+        from agreid.solver import grad_clipper_from_config
+
+        return grad_clipper_from_config(cfg, optimizer)
 
     @classmethod
     def build_lr_scheduler(cls, cfg: CfgNode, optimizer: torch.optim.Optimizer, iters_per_epoch: int):

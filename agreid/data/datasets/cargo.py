@@ -1,7 +1,8 @@
 """CARGO (VDT, CVPR 2024): synthetic aerial-ground re-ID, 13 cameras (Cam1-5 aerial, Cam6-13 ground).
 
-Folders ``train/``, ``query/``, ``gallery/`` each hold ``Cam1`` .. ``Cam13``; the four protocols are
-those of VDT's ``CARGO``, ``CARGO_AG``, ``CARGO_AA`` and ``CARGO_GG`` classes.
+Folders ``train/``, ``query/``, ``gallery/`` each hold ``Cam1`` .. ``Cam13``. Protocols ``ALL``,
+``A2G``, ``A2A``, ``G2G`` are those of VDT's ``CARGO``, ``CARGO_AG``, ``CARGO_AA`` and ``CARGO_GG``
+classes; ``A2G_secap`` / ``G2A_secap`` are SeCap's ``CARGO_AG`` / ``CARGO_GA``.
 """
 from __future__ import annotations
 
@@ -51,24 +52,30 @@ def read_cargo_split(split_dir: str) -> List[ImageRecord]:
     return records
 
 
-def _view_as_camera(records: Sequence[ImageRecord]) -> Tuple[ImageRecord, ...]:
-    return tuple(r.replace(camid=0 if r.view == AERIAL else 1) for r in records)
-
-
 def _only(records: Sequence[ImageRecord], view: str) -> Tuple[ImageRecord, ...]:
     return tuple(r for r in records if r.view == view)
 
 
 @DATASET_REGISTRY.register(NAME)
 class CARGO(ReIDDataset):
-    """CARGO with protocols ``ALL``, ``A2G``, ``A2A`` and ``G2G``, all ranked with the market rule.
+    """CARGO with protocols ``ALL``, ``A2G``, ``A2A``, ``G2G``, ``A2G_secap``, ``G2A_secap``.
 
     ``ALL`` is the whole query and gallery. ``A2G`` is VDT's A↔G: all queries against the whole
-    gallery with camid replaced by the view (aerial 0, ground 1), so the market rule removes every
-    same-pid same-view match and only cross-view matches count, both directions mixed. ``A2A`` /
+    gallery; VDT replaces camid by the view there, so the market rule removes every same-pid
+    same-view match and only cross-view matches count, both directions mixed. agreid ranks it with
+    the equivalent ``market_view`` rule and keeps the real camera ids (camera SIE needs them). ``A2A`` /
     ``G2G`` keep one view in query and gallery. Train is the full train split for every protocol:
     VDT also collapses or filters its train set per protocol class, which a shared train list
     cannot do; the raw cameras are kept. Option: ``dataset_dir`` (default ``CARGO``).
+
+    SeCap (wangshining681/SeCap-AGPReID ``fastreid/data/datasets/cargo.py``) has two one-way
+    protocols: ``CARGO_AG`` = aerial images of ``query/`` against ground images of ``gallery/``
+    (``A2G_secap``) and ``CARGO_GA`` = ground queries against the aerial gallery (``G2A_secap``).
+    SeCap collapses camid to the view there; as query and gallery views differ, the market rule
+    removes nothing either way, so the raw camera ids are kept (camera SIE stays meaningful).
+    SeCap's other CARGO test sets equal existing protocols: ``CARGO`` = ``ALL``, ``CARGO_AA`` =
+    ``A2A`` and ``CARGO_GG`` = ``G2G`` (same query/gallery filter, raw camids, market rule; their
+    view-filtered train sets are unused when testing).
     ``extras`` hold ``time`` (day 1, night 0) and the raw camera number.
     """
 
@@ -78,8 +85,10 @@ class CARGO(ReIDDataset):
         query, gallery = tuple(splits["query"]), tuple(splits["gallery"])
         protocols: Dict[str, Protocol] = {
             "ALL": Protocol(query=query, gallery=gallery, rule="market"),
-            "A2G": Protocol(query=_view_as_camera(query), gallery=_view_as_camera(gallery), rule="market"),
+            "A2G": Protocol(query=query, gallery=gallery, rule="market_view"),
             "A2A": Protocol(query=_only(query, AERIAL), gallery=_only(gallery, AERIAL), rule="market"),
             "G2G": Protocol(query=_only(query, GROUND), gallery=_only(gallery, GROUND), rule="market"),
+            "A2G_secap": Protocol(query=_only(query, AERIAL), gallery=_only(gallery, GROUND), rule="market"),
+            "G2A_secap": Protocol(query=_only(query, GROUND), gallery=_only(gallery, AERIAL), rule="market"),
         }
         super().__init__(NAME, splits["train"], protocols, root=data_dir)

@@ -8,13 +8,18 @@ from agreid.utils.events import get_event_storage
 
 
 class LRScheduler(HookBase):
-    """After each step: record the LR used by that step, then advance the schedule one iteration."""
+    """After each step: record the LR used by that step, then advance the schedule one iteration.
+
+    The recorded ``lr`` is that of the group named ``base`` (the weights at BASE_LR), else the largest.
+    """
 
     def __init__(self, optimizer: torch.optim.Optimizer, scheduler) -> None:
         self.optimizer = optimizer
         self.scheduler = scheduler
+        groups = optimizer.param_groups
+        self._group = next((g for g in groups if str(g.get("name", "")).split("+")[0] == "base"),
+                           max(groups, key=lambda g: g["lr"]))
 
     def after_step(self) -> None:
-        lr = max(g["lr"] for g in self.optimizer.param_groups)
-        get_event_storage().put_scalar("lr", lr, smoothing_hint=False)
+        get_event_storage().put_scalar("lr", self._group["lr"], smoothing_hint=False)
         self.scheduler.step()
