@@ -24,6 +24,16 @@ def tiny_opts(data_root: str, out_dir: str, **extra) -> list:
     return flat
 
 
+def model_config(path: str, **overrides):
+    """A config file's values, plus ``A__B=value`` overrides (``__`` stands for the dots of a key)."""
+    from agreid.config import get_cfg
+
+    cfg = get_cfg()
+    cfg.merge_from_file(path)
+    cfg.merge_from_list([x for kv in overrides.items() for x in (kv[0].replace("__", "."), str(kv[1]))])
+    return cfg
+
+
 def load_train_net():
     """Import tools/train_net.py as a module (tools/ is not a package)."""
     spec = importlib.util.spec_from_file_location("train_net", os.path.join(REPO, "tools", "train_net.py"))

@@ -30,6 +30,27 @@ _C.MODEL.BACKBONE.VIT.MLP_RATIO = 4.0
 _C.MODEL.BACKBONE.VIT.DROP_PATH = 0.1
 _C.MODEL.BACKBONE.VIT.DROP_RATE = 0.0
 _C.MODEL.BACKBONE.VIT.ATTN_DROP_RATE = 0.0
+_C.MODEL.SIE = CN()  # TransReID side-information embedding, added to every token (MODEL.BACKBONE.NAME vit_transreid)
+_C.MODEL.SIE.CAMERA = False  # one embedding per camera (MODEL.NUM_CAMERAS)
+_C.MODEL.SIE.VIEW = False  # one per view code (MODEL.NUM_VIEWS); with CAMERA: one per (camera, view) pair
+_C.MODEL.SIE.COE = 3.0  # lambda multiplying the embedding
+_C.MODEL.TRANSREID = CN()  # META_ARCHITECTURE TransReID
+_C.MODEL.TRANSREID.JPM = False  # jigsaw patch module: global + DEVIDE_LENGTH local branches
+_C.MODEL.TRANSREID.SHIFT_NUM = 5  # patch tokens are rotated left by SHIFT_NUM - 1
+_C.MODEL.TRANSREID.SHUFFLE_GROUP = 2  # patch shuffle groups
+_C.MODEL.TRANSREID.DEVIDE_LENGTH = 4  # local branches (reference spelling)
+_C.MODEL.TRANSREID.RE_ARRANGE = True  # shift + shuffle before splitting into groups
+
+_C.MODEL.SECAP = CN()  # VDT and SeCap (META_ARCHITECTURE "VDT" / "SeCap"; backbone vit_multiview[_secap])
+_C.MODEL.SECAP.INNER_SUB = True  # class token <- class - view token after the encoder blocks
+_C.MODEL.SECAP.VIEW_ID = True  # view-classification loss (2 classes: aerial 1, other 0)
+_C.MODEL.SECAP.VIEW_OREG = True  # orthogonality loss mean|cos(g - v, v)|
+_C.MODEL.SECAP.VIEW_LAMBDA = 0.001  # weight of both view losses
+_C.MODEL.SECAP.HEADS_TWICE = True  # reference quirk: identity head also run on g (BN stats updated twice)
+_C.MODEL.SECAP.PROMPT_LEN = 64  # SeCap: learnable prompts
+_C.MODEL.SECAP.PROMPT_DEPTH = 2  # SeCap: two-way decoder layers
+_C.MODEL.SECAP.USE_PRM = True  # SeCap: re-calibrate the prompts on g - v
+_C.MODEL.SECAP.ATTN_DOWNSAMPLE = 2  # SeCap: decoder attention width = EMBED_DIM / this
 
 _C.MODEL.HEADS = CN()
 _C.MODEL.HEADS.NAME = "BNNeckHead"

@@ -171,6 +171,14 @@ def load_pretrained(model: nn.Module, path: str, source_grid: Optional[Tuple[int
     report = LoadReport(path=path)
     state = strip_prefixes(read_state_dict(path), prefixes)
     state = adapt_state_dict(state, model, report, source_grid)
+    return load_into(model, state, report)
+
+
+def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], report: LoadReport) -> LoadReport:
+    """Load the tensors of ``state`` whose name and shape fit ``model``; record the rest in ``report`` and log it.
+
+    The last step of every pretrained loader (generic, TransReID's, SeCap's), after its own key adaptations.
+    """
     target = model.state_dict()
     usable = {}
     for key, value in state.items():

@@ -6,6 +6,8 @@ from agreid.registries import BACKBONE_REGISTRY
 from ..pretrained import load_pretrained
 from .resnet import ResNetBackbone, build_resnet18, build_resnet50
 from .vit import StridedPatchEmbed, ViTBackbone, build_vit
+from .vit_multiview import MultiViewViT
+from .vit_transreid import TransReIDViT
 
 
 def build_backbone(cfg) -> nn.Module:
@@ -17,4 +19,4 @@ def build_backbone(cfg) -> nn.Module:
 
 
 __all__ = ["build_backbone", "ResNetBackbone", "build_resnet18", "build_resnet50", "StridedPatchEmbed",
-           "ViTBackbone", "build_vit"]
+           "ViTBackbone", "build_vit", "MultiViewViT", "TransReIDViT"]

@@ -36,3 +36,6 @@ def convert_reference_state(state_dict: Mapping[str, torch.Tensor], model: nn.Mo
 
 
 __all__ = ["ConvertedState", "convert_reference_state"]
+
+from . import transreid  # noqa: E402,F401  (registers the TransReID format)
+from . import fastreid_secap  # noqa: E402,F401  (registers the SeCap / VDT fast-reid formats)

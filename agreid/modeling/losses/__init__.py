@@ -1,5 +1,7 @@
 """Re-ID losses registered in LOSS_REGISTRY."""
 from .cross_entropy import CrossEntropyLoss
+from .fastreid_cross_entropy import FastReIDCrossEntropyLoss
+from .orthogonality import OrthogonalityLoss
 from .triplet import TripletLoss, euclidean_dist
 
-__all__ = ["CrossEntropyLoss", "TripletLoss", "euclidean_dist"]
+__all__ = ["CrossEntropyLoss", "FastReIDCrossEntropyLoss", "OrthogonalityLoss", "TripletLoss", "euclidean_dist"]

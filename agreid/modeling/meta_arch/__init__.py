@@ -1,4 +1,7 @@
 """Whole re-ID models registered in META_ARCH_REGISTRY."""
 from .baseline import Baseline, build_baseline, build_losses
+from .secap import SeCap
+from .transreid import TransReID
+from .vdt import VDT
 
-__all__ = ["Baseline", "build_baseline", "build_losses"]
+__all__ = ["Baseline", "build_baseline", "build_losses", "SeCap", "TransReID", "VDT"]
