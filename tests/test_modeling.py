@@ -377,3 +377,26 @@ def test_group_keys():
     assert group_keys(keys) == ["blocks.{0..11}.attn.qkv.{weight,bias}", "norm.weight"]
     assert group_keys(["layer1.0.bn1.weight", "layer1.2.bn1.weight", "layer1.3.bn1.weight"]) == \
         ["layer1.{0,2..3}.bn1.weight"]
+
+
+@pytest.mark.parametrize("hard_mining", [True, False])
+def test_triplet_gradients_stay_finite_with_anchors_left_out(hard_mining):
+    """Singleton identities are masked, not indexed out: their rows must not leak NaN into the gradient."""
+    feats = torch.randn(7, 5, requires_grad=True)
+    ids = torch.tensor([0, 0, 1, 1, 2, 3, 4])  # ids 2..4 have no positive
+    loss = TripletLoss(margin=0.0, hard_mining=hard_mining)(feats, ids)
+    keep = torch.tensor([0, 1, 2, 3])
+    ref = TripletLoss(margin=0.0, hard_mining=hard_mining)
+    dist = torch.cdist(feats, feats)
+    same = ids[:, None] == ids[None, :]
+    pos, neg = (same & ~torch.eye(7, dtype=torch.bool))[keep], (~same)[keep]
+    if hard_mining:
+        ap, an = dist[keep].masked_fill(~pos, -1e9).amax(1), dist[keep].masked_fill(~neg, 1e9).amin(1)
+    else:
+        wp = torch.softmax(dist[keep].masked_fill(~pos, float("-inf")), 1)
+        wn = torch.softmax((-dist[keep]).masked_fill(~neg, float("-inf")), 1)
+        ap, an = (wp * dist[keep]).sum(1), (wn * dist[keep]).sum(1)
+    assert loss.item() == pytest.approx(torch.nn.functional.softplus(ap - an).mean().item(), rel=1e-5)
+    loss.backward()
+    assert torch.isfinite(feats.grad).all()
+    assert ref(feats.detach(), torch.arange(7)).item() == 0.0

@@ -127,7 +127,9 @@ class TransReIDViT(nn.Module):
         for t, n, what, key in labels:
             if t is None:
                 raise ValueError(f"SIE ({self.sie_mode}) needs each image's {what} in the batch")
-            if bool(((t < 0) | (t >= n)).any()):
+            # checked where it costs nothing (CPU tensors); on a GPU a host sync per step would stall it, and an
+            # out-of-range index fails in the embedding lookup anyway
+            if t.device.type == "cpu" and bool(((t < 0) | (t >= n)).any()):
                 raise ValueError(f"SIE: {what}s {t.unique().tolist()} are outside the {n} this model was built "
                                  f"for ({key}; ids index the table directly, so it must exceed the largest one)")
         if self.sie_mode == "camera_view":

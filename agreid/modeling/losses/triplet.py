@@ -67,15 +67,17 @@ class TripletLoss(nn.Module):
         eye = torch.eye(len(targets), dtype=torch.bool, device=targets.device)
         is_pos, is_neg = same & ~eye, ~same
         valid = is_pos.any(dim=1) & is_neg.any(dim=1)
-        if not bool(valid.any()):
-            return features.sum() * 0.0
+        # Anchors without a positive or a negative get themselves as both, so every row stays finite, and are
+        # then left out of the mean: no boolean indexing, hence no host sync in the training step.
+        spare = eye & ~valid[:, None]
         mine = hard_example_mining if self.hard_mining else weighted_example_mining
-        dist_ap, dist_an = mine(dist[valid], is_pos[valid], is_neg[valid])
+        dist_ap, dist_an = mine(dist, is_pos | spare, is_neg | spare)
         if self.margin > 0:
             loss = F.relu(dist_ap - dist_an + self.margin)
         else:
             loss = F.softplus(dist_ap - dist_an)
-        return loss.mean() * self.scale
+        weight = valid.to(loss.dtype)
+        return (loss * weight).sum() / weight.sum().clamp(min=1.0) * self.scale
 
     def extra_repr(self) -> str:
         return (f"margin={self.margin}, hard_mining={self.hard_mining}, norm_feat={self.norm_feat}, "
