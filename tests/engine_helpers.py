@@ -34,12 +34,18 @@ def model_config(path: str, **overrides):
     return cfg
 
 
-def load_train_net():
-    """Import tools/train_net.py as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("train_net", os.path.join(REPO, "tools", "train_net.py"))
+def load_script(relpath: str):
+    """Import a repository script (tools/ and scripts/ are not packages) as a module."""
+    name = os.path.splitext(os.path.basename(relpath))[0]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, relpath))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def load_train_net():
+    """Import tools/train_net.py as a module."""
+    return load_script(os.path.join("tools", "train_net.py"))
 
 
 def flat_params(model: torch.nn.Module) -> torch.Tensor:

@@ -1,10 +1,10 @@
 """Checkpoints saved by the reference code: ``--eval-only`` on them, and tools/convert_checkpoint.py."""
-import importlib.util
 import os
 
 import torch
 
-from test_transreid import CONFIGS, REPO, batch_of, load_fixture, reference_file
+from engine_helpers import load_script
+from test_transreid import CONFIGS, batch_of, load_fixture, reference_file
 
 from agreid.config import get_cfg
 from agreid.modeling import build_model
@@ -12,11 +12,7 @@ from agreid.utils.checkpoint import Checkpointer, load_checkpoint_file
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("convert_checkpoint",
-                                                  os.path.join(REPO, "tools", "convert_checkpoint.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(os.path.join("tools", "convert_checkpoint.py"))
 
 
 def _opts(fx):
