@@ -141,6 +141,28 @@ _C.SOLVER.LOG_PERIOD = 20  # iterations
 _C.SOLVER.AMP = CN()
 _C.SOLVER.AMP.ENABLED = False  # ignored on CPU
 _C.SOLVER.AMP.DTYPE = "fp16"  # fp16 or bf16
+# A method trained in stages (agreid/modeling/stages.py) reads a stage's solver from SOLVER with the keys of
+# its node replaced: CLIP-ReID's / MSP's prompt-learning stage uses SOLVER.STAGE1 (defaults: CLIP-ReID's
+# configs/person/vit_clipreid.yml STAGE1: Adam 3.5e-4, wd 1e-4, 120 epochs, batch 64, timm cosine to 1e-6
+# after 5 warmup epochs from 1e-5 = WARMUP_FACTOR x BASE_LR).
+_C.SOLVER.STAGE1 = CN()
+_C.SOLVER.STAGE1.OPT = "Adam"
+_C.SOLVER.STAGE1.BASE_LR = 3.5e-4
+_C.SOLVER.STAGE1.MOMENTUM = 0.9
+_C.SOLVER.STAGE1.WEIGHT_DECAY = 1e-4
+_C.SOLVER.STAGE1.WEIGHT_DECAY_BIAS = 1e-4
+_C.SOLVER.STAGE1.BIAS_LR_FACTOR = 1.0
+_C.SOLVER.STAGE1.IMS_PER_BATCH = 64
+_C.SOLVER.STAGE1.MAX_EPOCH = 120
+_C.SOLVER.STAGE1.SCHED = "TimmCosineLR"
+_C.SOLVER.STAGE1.STEPS = [40, 90]
+_C.SOLVER.STAGE1.ETA_MIN_LR = 1e-6
+_C.SOLVER.STAGE1.WARMUP_ITERS = 0
+_C.SOLVER.STAGE1.WARMUP_EPOCHS = 5
+_C.SOLVER.STAGE1.WARMUP_FACTOR = 1e-5 / 3.5e-4
+_C.SOLVER.STAGE1.WARMUP_METHOD = "linear"
+_C.SOLVER.STAGE1.CHECKPOINT_PERIOD = 120
+_C.SOLVER.STAGE1.LOG_PERIOD = 50
 _C.SOLVER.CLIP_GRADIENTS = CN()
 _C.SOLVER.CLIP_GRADIENTS.ENABLED = False
 # norm: one norm over all parameters; norm_per_param: each parameter on its own (fast-reid's code);

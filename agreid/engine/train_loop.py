@@ -164,7 +164,8 @@ class SimpleTrainer(TrainerBase):
         self.clip_grad = clip_grad
         self.metrics_period = max(int(metrics_period), 1)
         self.metrics = StepMetrics()
-        self._params = [p for p in model.parameters() if p.requires_grad]
+        self.own_optimizers = None  # OwnOptimizers stepped after the main optimizer (center loss), if any
+        self._params = [p for g in optimizer.param_groups for p in g["params"]] if optimizer is not None else []
         self._data_iter = None
 
     def begin_epoch(self, epoch: int) -> None:
@@ -189,6 +190,8 @@ class SimpleTrainer(TrainerBase):
             loss_dict = self.model(batch)
         losses = sum(loss_dict.values())
         self.optimizer.zero_grad(set_to_none=True)
+        if self.own_optimizers:
+            self.own_optimizers.zero_grad()
         if self.grad_scaler is not None:
             self.grad_scaler.scale(losses).backward()
             if self.clip_grad:  # clipping needs true gradients; otherwise the scaler unscales inside step()
@@ -200,14 +203,21 @@ class SimpleTrainer(TrainerBase):
         self.metrics.push(self.iter, loss_dict, data_time)
         flush = (self.iter + 1) % self.metrics_period == 0 or (self.iter + 1) % max(self.iters_per_epoch, 1) == 0
         self.metrics.drain(wait=flush)
+        inv_scale = 1.0
         if self.grad_scaler is not None:
+            if self.own_optimizers:
+                inv_scale = 1.0 / float(self.grad_scaler.get_scale())
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
         else:
             self.optimizer.step()
+        if self.own_optimizers:
+            self.own_optimizers.step(inv_scale)
 
     def state_dict(self) -> Dict[str, Any]:
         state = {"optimizer": self.optimizer.state_dict()}
         if self.grad_scaler is not None:
             state["grad_scaler"] = self.grad_scaler.state_dict()
+        if self.own_optimizers:
+            state["own_optimizers"] = self.own_optimizers.state_dict()
         return state

@@ -15,6 +15,7 @@ from agreid.engine.train_loop import SimpleTrainer
 from agreid.modeling import resolve_device
 from agreid.utils import comm
 from agreid.utils.checkpoint import Checkpointer, get_rng_state, set_rng_state
+from agreid.utils.errors import CheckpointError
 from agreid.utils.writers import ConsoleWriter, JSONWriter, TensorboardWriter
 
 logger = logging.getLogger("agreid.engine")
@@ -35,40 +36,50 @@ class DefaultTrainer(SimpleTrainer):
     """The standard recipe; override the ``build_*`` classmethods to change one piece.
 
     Construction order: train loader (fixes the number of classes), test protocols (so a wrong
-    DATASETS.TESTS entry stops the run before training, not at its first evaluation), model,
-    optimizer, DDP wrap, schedule, checkpointer, hooks. ``resume_or_load`` then decides where
-    training starts. Nothing is written to OUTPUT_DIR until training starts.
+    DATASETS.TESTS entry stops the run before training, not at its first evaluation), model, then the
+    model's stages (:mod:`agreid.modeling.stages`; one stage "train" unless the model declares more).
+    Each stage gets its own solver (:func:`agreid.engine.stages.stage_config`), optimizer, schedule, DDP
+    wrap, checkpointer and hooks, built when the stage starts; a single-stage model gets them here, at once.
+    ``resume_or_load`` then decides where training starts: the checkpoint names its stage and epoch.
+    Nothing is written to OUTPUT_DIR until training starts.
+
+    Checkpoints of the last stage are ``model_XXXX`` / ``model_final`` / ``model_best``; those of earlier
+    stages ``model_<stage>_XXXX`` / ``model_<stage>_final``, with metrics in ``metrics_<stage>.json`` and
+    TensorBoard events under ``stage_<stage>/``. Only the last stage evaluates.
     """
 
     def __init__(self, cfg: CfgNode) -> None:
         from agreid.data.build import build_test_protocols
+        from agreid.modeling.stages import model_stages
 
         device = resolve_device(cfg.MODEL.DEVICE)
         data_loader, batch_sampler, num_classes = self.build_train_loader(cfg)
         protocols = build_test_protocols(cfg) if cfg.DATASETS.TESTS else []
-        records = list(getattr(getattr(data_loader, "dataset", None), "records", []))
+        train_records = list(getattr(getattr(data_loader, "dataset", None), "records", []))
+        records = list(train_records)
         for _, proto in protocols:
             records += list(proto.query) + list(proto.gallery)
         cfg = self.auto_scale_hyperparams(cfg, num_classes, side_info_counts(records))
         model = self.build_model(cfg, device)
-        optimizer = self.build_optimizer(cfg, model)
-        model = self.wrap_ddp(model, device)
         amp = AMP_DTYPES[cfg.SOLVER.AMP.DTYPE] if cfg.SOLVER.AMP.ENABLED else None
         if amp is not None and device.type != "cuda":
             logger.info("SOLVER.AMP.ENABLED is ignored on the CPU")
-        super().__init__(model, data_loader, optimizer, amp_dtype=amp,
-                         clip_grad=self.build_grad_clipper(cfg, optimizer), device=device,
+        super().__init__(model, data_loader, None, amp_dtype=amp, device=device,
                          metrics_period=cfg.SOLVER.LOG_PERIOD)
         self.cfg = cfg
-        self.batch_sampler = batch_sampler
+        self.base_model = model
+        self.image_loader, self.batch_sampler = data_loader, batch_sampler
+        self.train_records = train_records
         self._test_protocols = protocols
-        self.iters_per_epoch = len(batch_sampler)
-        self.max_epoch = cfg.SOLVER.MAX_EPOCH
-        self.scheduler = self.build_lr_scheduler(cfg, optimizer, self.iters_per_epoch)
-        self.checkpointer = Checkpointer(model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(),
-                                         optimizer=optimizer, scheduler=self.scheduler,
-                                         grad_scaler=self.grad_scaler)
-        self.register_hooks(self.build_hooks())
+        self.stages = model_stages(model)
+        self.stage_index = -1
+        self.start_stage = 0
+        self._pending: Optional[Dict[str, Any]] = None
+        self.checkpointer = Checkpointer(model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process())
+        self._user_hooks: List[hooks.HookBase] = []
+        self._building_hooks = False
+        if not hasattr(model, "begin_stage"):
+            self.setup_stage(0)
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):
@@ -144,10 +155,11 @@ class DefaultTrainer(SimpleTrainer):
         return model
 
     @classmethod
-    def build_optimizer(cls, cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
+    def build_optimizer(cls, cfg: CfgNode, model: nn.Module, exclude=None) -> torch.optim.Optimizer:
+        """SOLVER's optimizer over the trainable parameters, less ``exclude`` (ids stepped by OwnOptimizers)."""
         from agreid.solver import optimizer_from_config
 
-        return optimizer_from_config(cfg, model)
+        return optimizer_from_config(cfg, model, exclude=exclude)
 
     @classmethod
     def build_grad_clipper(cls, cfg: CfgNode, optimizer: torch.optim.Optimizer):
@@ -173,57 +185,188 @@ class DefaultTrainer(SimpleTrainer):
             warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
             return nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
 
+    def register_hooks(self, new_hooks) -> None:
+        """Hooks registered from outside (not by ``build_hooks``) stay registered in every later stage."""
+        new_hooks = [h for h in new_hooks if h is not None]
+        super().register_hooks(new_hooks)
+        if not getattr(self, "_building_hooks", True):
+            self._user_hooks += new_hooks
+
+    @property
+    def stage(self):
+        """The :class:`StageSpec` being run (or set up)."""
+        return self.stages[max(self.stage_index, 0)]
+
+    @property
+    def is_last_stage(self) -> bool:
+        return self.stage_index == len(self.stages) - 1
+
+    def _stage_prefix(self) -> str:
+        return "model_" if self.is_last_stage else f"model_{self.stage.name}_"
+
+    def setup_stage(self, index: int) -> None:
+        """Enter stage ``index``: the model's ``begin_stage`` (freezing, caches, custom batches), then the
+        stage's optimizer, schedule, DDP wrap, checkpointer and hooks."""
+        from agreid.engine.stages import TrainingContext, stage_config, stage_epochs
+        from agreid.modeling.stages import set_stage
+        from agreid.solver import OwnOptimizers
+
+        self.stage_index = index
+        spec = self.stages[index]
+        scfg = stage_config(self.cfg, spec)
+        model = self.base_model
+        set_stage(model, spec.name)
+        loader, iters = self.image_loader, len(self.batch_sampler)
+        if hasattr(model, "begin_stage"):
+            records = [r for r in self.train_records if spec.records(r)] if spec.records else self.train_records
+            if not records:
+                raise ConfigError(f"Stage '{spec.name}' selects no training record")
+            if spec.data == "images" and spec.records is not None:
+                raise ConfigError(f"Stage '{spec.name}': a record filter needs data='custom'")
+            world = comm.get_world_size()
+            ctx = TrainingContext(self.cfg, self.device, records, max(scfg.SOLVER.IMS_PER_BATCH // world, 1),
+                                  self.cfg.OUTPUT_DIR, seed=max(int(self.cfg.SEED), 0))
+            logger.info(f"Stage {index + 1}/{len(self.stages)} '{spec.name}': preparing")
+            custom = model.begin_stage(spec.name, ctx)
+            if spec.data == "custom":
+                if custom is None:
+                    raise TypeError(f"{type(model).__name__}.begin_stage('{spec.name}') must return the stage's "
+                                    f"batches (its StageSpec has data='custom')")
+                loader, iters = custom, len(custom)
+        epochs = stage_epochs(self.cfg, spec)
+        own = OwnOptimizers(model)
+        optimizer = self.build_optimizer(scfg, model, exclude=own.param_ids()) if epochs > 0 else None
+        self.model = self.wrap_ddp(model, self.device) if epochs > 0 else model
+        self.model.train()
+        self.data_loader, self._data_iter = loader, None
+        self.optimizer = optimizer
+        self.own_optimizers = own if len(own) else None
+        self._params = [p for g in optimizer.param_groups for p in g["params"]] if optimizer else []
+        self.clip_grad = self.build_grad_clipper(scfg, optimizer) if optimizer else None
+        self.iters_per_epoch = iters
+        self.max_epoch = epochs
+        self.metrics_period = max(int(scfg.SOLVER.LOG_PERIOD), 1)
+        self.scheduler = self.build_lr_scheduler(scfg, optimizer, iters) if optimizer else None
+        if self.grad_scaler is not None:
+            self.grad_scaler = torch.amp.GradScaler("cuda")
+        self.stage_cfg = scfg
+        self.checkpointer = Checkpointer(self.model, self.cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(),
+                                         optimizer=optimizer, scheduler=self.scheduler,
+                                         grad_scaler=self.grad_scaler, own_optimizers=self.own_optimizers)
+        self._hooks = []
+        self._building_hooks = True
+        self.register_hooks(self.build_hooks())
+        self._building_hooks = False
+        self._hooks += self._user_hooks
+        if len(self.stages) > 1:
+            trainable = sum(p.numel() for p in self._params)
+            logger.info(f"Stage {index + 1}/{len(self.stages)} '{spec.name}': {epochs} epochs x {iters} "
+                        f"iterations, {trainable:,} trainable parameters")
+
     def build_writers(self) -> List:
         out = self.cfg.OUTPUT_DIR
-        return [ConsoleWriter(self.max_iter), JSONWriter(os.path.join(out, "metrics.json")),
-                TensorboardWriter(out)]
+        if self.is_last_stage:
+            return [ConsoleWriter(self.max_iter), JSONWriter(os.path.join(out, "metrics.json")),
+                    TensorboardWriter(out)]
+        name = self.stage.name
+        return [ConsoleWriter(self.max_iter), JSONWriter(os.path.join(out, f"metrics_{name}.json")),
+                TensorboardWriter(os.path.join(out, f"stage_{name}"))]
 
     def build_hooks(self) -> List[hooks.HookBase]:
-        cfg = self.cfg
-        eval_hook = hooks.EvalHook(cfg.TEST.EVAL_PERIOD, self.evaluate)
-        ret: List[Any] = [hooks.IterationTimer(), hooks.LRScheduler(self.optimizer, self.scheduler),
-                          hooks.BufferSync(), eval_hook]
+        cfg, scfg = self.cfg, self.stage_cfg
+        ret: List[Any] = [hooks.IterationTimer()]
+        if self.scheduler is not None:
+            ret.append(hooks.LRScheduler(self.optimizer, self.scheduler))
+        ret += [hooks.ModelEpochEnd(), hooks.BufferSync()]
+        eval_hook = hooks.EvalHook(cfg.TEST.EVAL_PERIOD, self.evaluate) if self.is_last_stage else None
+        ret.append(eval_hook)
+        periodic = hooks.PeriodicCheckpointer(self.checkpointer, scfg.SOLVER.CHECKPOINT_PERIOD,
+                                              self.training_state, prefix=self._stage_prefix())
         if comm.is_main_process():
-            ret += [hooks.BestCheckpointer(eval_hook, self.checkpointer, cfg.TEST.BEST_METRIC),
-                    hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
-                                               self.training_state),
-                    hooks.ProgressBar(),
-                    hooks.PeriodicWriter(self.build_writers(), cfg.SOLVER.LOG_PERIOD)]
+            if eval_hook is not None:
+                ret.append(hooks.BestCheckpointer(eval_hook, self.checkpointer, cfg.TEST.BEST_METRIC))
+            ret += [periodic, hooks.ProgressBar(), hooks.PeriodicWriter(self.build_writers(), scfg.SOLVER.LOG_PERIOD)]
         else:
-            ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
-                                                  self.training_state))
+            ret.append(periodic)
         return ret
 
     def training_state(self) -> Dict[str, Any]:
         """Everything beyond model/optimizer/schedule/scaler that resume needs; gathered on every rank."""
         return {"epoch": self.epoch, "iteration": self.iter, "num_classes": self.cfg.MODEL.HEADS.NUM_CLASSES,
-                "rng_states": comm.all_gather_object(get_rng_state()), "hooks": self.hooks_state_dict(),
-                "config": self.cfg.dump()}
+                "stage": self.stage.name, "rng_states": comm.all_gather_object(get_rng_state()),
+                "hooks": self.hooks_state_dict(), "config": self.cfg.dump()}
 
     def resume_or_load(self, resume: bool = True) -> None:
-        """``resume``: continue from OUTPUT_DIR's last checkpoint if any; else start from MODEL.WEIGHTS."""
-        extra, resumed = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume,
-                                                          allow_partial=self.cfg.MODEL.ALLOW_PARTIAL_WEIGHTS)
-        self.start_epoch = 0
-        if resumed:
-            self.start_epoch = int(extra["epoch"]) + 1
-            self.load_hooks_state_dict(extra.get("hooks", {}))
-            states = extra.get("rng_states") or []
-            rank = comm.get_rank()
-            if rank < len(states):
-                set_rng_state(states[rank])
-            else:
-                logger.warning("Checkpoint has no RNG state for this rank; randomness will differ")
+        """``resume``: continue from OUTPUT_DIR's last checkpoint if any, inside the stage it names; else start
+        from MODEL.WEIGHTS."""
+        from agreid.engine.stages import stage_epochs
+
+        extra, resumed = Checkpointer(self.base_model, self.cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process()) \
+            .resume_or_load(self.cfg.MODEL.WEIGHTS, resume, allow_partial=self.cfg.MODEL.ALLOW_PARTIAL_WEIGHTS)
+        self.start_stage, self.start_epoch, self._pending = 0, 0, None
+        if not resumed:
+            return
+        names = [s.name for s in self.stages]
+        name = extra.get("stage", names[-1])
+        if name not in names:
+            raise CheckpointError(f"The checkpoint to resume was saved in stage '{name}', which "
+                                  f"{self.cfg.MODEL.META_ARCHITECTURE} does not have (stages: {', '.join(names)})")
+        index = names.index(name)
+        epoch = int(extra["epoch"]) + 1
+        if epoch >= stage_epochs(self.cfg, self.stages[index]) and index + 1 < len(self.stages):
+            self.start_stage = index + 1
+            logger.info(f"Stage '{name}' was complete; continuing with stage '{names[index + 1]}'")
+            return
+        self.start_stage, self.start_epoch, self._pending = index, epoch, extra
+        if self.stage_index == index:  # set up already (single-stage model): restore now
+            self._restore(extra)
+
+    def _restore(self, extra: Dict[str, Any]) -> None:
+        """Optimizer, schedule, scaler, hook and RNG states of the stage being resumed."""
+        for key, obj in (("optimizer", self.optimizer), ("scheduler", self.scheduler),
+                         ("grad_scaler", self.grad_scaler), ("own_optimizers", self.own_optimizers)):
+            if obj is None:
+                continue
+            if key not in extra:
+                raise CheckpointError(f"The checkpoint to resume has no '{key}' state; cannot resume from it")
+            try:
+                obj.load_state_dict(extra[key])
+            except (ValueError, KeyError, RuntimeError) as e:
+                raise CheckpointError(f"The checkpoint's '{key}' state does not fit this run "
+                                      f"({type(e).__name__}: {e})") from None
+        self.load_hooks_state_dict(extra.get("hooks", {}))
+        states = extra.get("rng_states") or []
+        rank = comm.get_rank()
+        if rank < len(states):
+            set_rng_state(states[rank])
+        else:
+            logger.warning("Checkpoint has no RNG state for this rank; randomness will differ")
+        self._pending = None
 
     def train(self, start_epoch: Optional[int] = None, max_epoch: Optional[int] = None,
               iters_per_epoch: Optional[int] = None) -> Mapping[str, Any]:
-        super().train(self.start_epoch if start_epoch is None else start_epoch,
-                      self.max_epoch if max_epoch is None else max_epoch,
-                      self.iters_per_epoch if iters_per_epoch is None else iters_per_epoch)
-        return self._eval_hook().latest or {}
+        """Run the stages from the resumed one on; the arguments override the last stage's loop (tests)."""
+        for index in range(self.start_stage, len(self.stages)):
+            if self.stage_index != index:
+                self.setup_stage(index)
+                if self._pending is not None:
+                    self._restore(self._pending)
+            first = self.start_epoch if index == self.start_stage else 0
+            last = index == len(self.stages) - 1
+            if self.max_epoch == 0:
+                super().train(0, 0, self.iters_per_epoch)
+                self.epoch = -1
+                if comm.is_main_process():
+                    self.checkpointer.save(f"{self._stage_prefix()}final", **self.training_state())
+                continue
+            super().train(first if start_epoch is None or not last else start_epoch,
+                          self.max_epoch if max_epoch is None or not last else max_epoch,
+                          self.iters_per_epoch if iters_per_epoch is None or not last else iters_per_epoch)
+        hook = self._eval_hook()
+        return (hook.latest if hook is not None else None) or {}
 
-    def _eval_hook(self) -> hooks.EvalHook:
-        return next(h for h in self._hooks if isinstance(h, hooks.EvalHook))
+    def _eval_hook(self) -> Optional[hooks.EvalHook]:
+        return next((h for h in self._hooks if isinstance(h, hooks.EvalHook)), None)
 
     def evaluate(self) -> Dict[str, Dict[str, float]]:
         """Periodic evaluation on the test protocols read at start-up (once per run, not per evaluation)."""

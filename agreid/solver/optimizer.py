@@ -29,7 +29,7 @@ and ``bias`` (2 lr, 1e-4).
 from __future__ import annotations
 
 import inspect
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 import torch
 from torch import nn
@@ -48,10 +48,12 @@ def _is_head(name: str) -> bool:
 
 def param_groups(model: nn.Module, base_lr: float, weight_decay: float, bias_lr_factor: float = 1.0,
                  weight_decay_bias: float = 0.0, heads_lr_factor: float = 1.0, *,
-                 weight_decay_norm: Optional[float] = None, bias_rule: str = "leaf") -> List[dict]:
+                 weight_decay_norm: Optional[float] = None, bias_rule: str = "leaf",
+                 exclude: Optional[Set[int]] = None) -> List[dict]:
     """Trainable parameters in one group per distinct (lr, weight_decay), in first-use order.
 
-    ``weight_decay_norm`` None (or negative) means ``weight_decay``. Each group is
+    ``weight_decay_norm`` None (or negative) means ``weight_decay``. Parameters whose ``id`` is in ``exclude``
+    (those stepped by :class:`agreid.solver.own_optimizer.OwnOptimizers`) are left out. Each group is
     ``{"name", "params", "param_names", "lr", "weight_decay"}``; the order of groups and of the
     parameters inside them follows ``model.named_parameters()``, so it is identical on every rank.
     """
@@ -64,7 +66,7 @@ def param_groups(model: nn.Module, base_lr: float, weight_decay: float, bias_lr_
             owner.setdefault(id(p), isinstance(module, NORM_TYPES))
     groups: Dict[Tuple[float, float], dict] = {}
     for name, p in model.named_parameters():
-        if not p.requires_grad:
+        if not p.requires_grad or (exclude and id(p) in exclude):
             continue
         leaf = name.rsplit(".", 1)[-1]
         is_bias = leaf == "bias" if bias_rule == "leaf" else "bias" in name
@@ -113,10 +115,11 @@ def build_optimizer(name: str, groups: Iterable[dict], base_lr: float, momentum:
     return cls(groups, lr=base_lr, **kwargs)
 
 
-def optimizer_from_config(cfg, model: nn.Module) -> torch.optim.Optimizer:
+def optimizer_from_config(cfg, model: nn.Module, exclude: Optional[Set[int]] = None) -> torch.optim.Optimizer:
+    """SOLVER's optimizer over ``model``'s trainable parameters, except the ids in ``exclude``."""
     s = cfg.SOLVER
     groups = param_groups(model, s.BASE_LR, s.WEIGHT_DECAY, s.BIAS_LR_FACTOR, s.WEIGHT_DECAY_BIAS,
-                          s.HEADS_LR_FACTOR, weight_decay_norm=s.get("WEIGHT_DECAY_NORM", -1.0))
+                          s.HEADS_LR_FACTOR, weight_decay_norm=s.get("WEIGHT_DECAY_NORM", -1.0), exclude=exclude)
     return build_optimizer(s.OPT, groups, s.BASE_LR, s.MOMENTUM, s.NESTEROV)
 
 

@@ -12,14 +12,16 @@ logger = logging.getLogger("agreid.engine")
 
 
 class PeriodicCheckpointer(HookBase):
-    """Saves the full training state every ``period`` epochs as ``model_XXXX`` and ``model_final`` at the end.
+    """Saves the full training state every ``period`` epochs as ``<prefix>XXXX`` and ``<prefix>final`` at the end.
 
-    ``state_fn`` supplies everything beyond the model (optimizer, schedule, RNG, hook states, epoch).
+    ``state_fn`` supplies everything beyond the model (optimizer, schedule, RNG, hook states, epoch). The prefix
+    is ``model_``, or ``model_<stage>_`` in the earlier stages of a multi-stage method.
     """
 
     def __init__(self, checkpointer: Checkpointer, period: int,
-                 state_fn: Callable[[], Dict[str, Any]]) -> None:
+                 state_fn: Callable[[], Dict[str, Any]], prefix: str = "model_") -> None:
         self.checkpointer = checkpointer
+        self.prefix = prefix
         self.period = int(period)
         self.state_fn = state_fn
         self._saved_epoch = -1
@@ -41,9 +43,9 @@ class PeriodicCheckpointer(HookBase):
     def _save_due(self, epoch_index: int) -> None:
         epoch = epoch_index + 1
         if epoch == self.trainer.max_epoch:
-            self.checkpointer.save("model_final", **self.state_fn())
+            self.checkpointer.save(f"{self.prefix}final", **self.state_fn())
         elif self.period > 0 and epoch % self.period == 0:
-            self.checkpointer.save(f"model_{epoch:04d}", **self.state_fn())
+            self.checkpointer.save(f"{self.prefix}{epoch:04d}", **self.state_fn())
         self._saved_epoch = epoch_index
 
 
