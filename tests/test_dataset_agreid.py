@@ -184,7 +184,7 @@ def test_v2_from_protocol_files(v2_root: Path) -> None:
         "P0001T04041A0C0F0001.jpg": (0, 0, "aerial"), "P0001T04041A0C2F0002.jpg": (0, 2, "wearable"),
         "P0001T04041A0C3F0003.jpg": (0, 3, "cctv"), "P0005T04041A1C3F0004.jpg": (1, 3, "cctv")}
     assert all(r.extras["attributes"].shape == (88,) for r in ds.train)
-    assert sorted(ds.protocols) == ["A2C", "A2W", "C2A", "W2A"]
+    assert sorted(ds.protocols) == ["A2C", "A2C_svpr", "A2W", "A2W_svpr", "C2A", "C2A_svpr", "W2A", "W2A_svpr"]
     files = {"A2C": "exp1_aerial_to_cctv.txt", "A2W": "exp2_aerial_to_wearable.txt",
              "C2A": "exp4_cctv_to_aerial.txt", "W2A": "exp5_wearable_to_aerial.txt"}
     views = {"A2C": ("aerial", "cctv"), "A2W": ("aerial", "wearable"), "C2A": ("cctv", "aerial"),
@@ -237,3 +237,66 @@ def test_v2_errors(v2_root: Path) -> None:
     shutil.rmtree(outer / "AG-ReID.v2" / "train_all")
     with pytest.raises(DatasetError, match="train_all"):
         build_dataset("AGReIDv2", str(v2_root))
+
+
+def test_v2_svpr_protocols_next_to_the_lists(v2_root: Path) -> None:
+    """``*_svpr`` select queries by camera, keeping pids the gallery camera holds (SVPR-ReID's AGReIDv2_*)."""
+    ds = build_dataset("AGReIDv2", str(v2_root), with_attributes=False)
+    a2c = ds.protocol("A2C_svpr")
+    assert names(a2c.query) == ["P0300T02220A0C0F0001.jpg", "P0301T02220A1C0F0004.jpg"]  # P0302: not in C3 gallery
+    assert names(a2c.gallery) == ["P0300T02220A0C3F0013.jpg", "P0301T02220A1C3F0014.jpg"]
+    assert names(ds.protocol("C2A_svpr").query) == ["P0300T02220A0C3F0003.jpg"]
+    assert names(ds.protocol("C2A_svpr").gallery) == ["P0300T02220A0C0F0011.jpg"]
+    assert names(ds.protocol("W2A_svpr").query) == ["P0300T02220A0C2F0002.jpg"]
+    assert names(ds.protocol("A2W_svpr").query) == ["P0300T02220A0C0F0001.jpg"]
+    assert names(ds.protocol("A2W_svpr").gallery) == ["P0300T02220A0C2F0012.jpg", "P0303T02221A0C2F0015.jpg"]
+    assert all(p.rule == "market" for p in ds.protocols.values())
+    cams = build_dataset("AGReIDv2", str(v2_root), protocol_source="cameras", with_attributes=False)
+    for name in ("A2C", "C2A", "A2W", "W2A"):
+        assert cams.protocol(name) == cams.protocol(f"{name}_svpr") == ds.protocol(f"{name}_svpr")
+
+
+# Hand-made identity 1040410: attribute_row puts the group's '2' at 1040410 % n
+V1_CAPTION = ("A photo of a X X X X  person with the following attributes: gender is female, age is old, height is "
+              "child, weight is fat, ethnic is white, haircolor is black, hairstyle is horsetail, beard is off, "
+              "moustache is off, glasses is off, head is hat, upper is uniform, lower is jeans, feet is sportshoe, "
+              "bag is backpack.")
+V1_LABELS = [1, 2, 0, 2, 0, 0, 4, 1, 1, 2, 0, 7, 0, 0, 1]
+
+
+def test_v1_svpr_captions(v1_root: Path) -> None:
+    from agreid.data.common import ReIDImageSet, collate_batch
+    from agreid.data.datasets.agreid_v1 import group_labels
+
+    ds = build_dataset("AGReID", str(v1_root), captions="svpr")
+    assert ds.attribute_classes == ATTRIBUTE_GROUPS
+    first = [r for r in ds.train if r.pid == 0]
+    assert {r.extras["caption"] for r in first} == {V1_CAPTION}
+    assert first[0].extras["batch_fields"]["attribute_labels"].tolist() == V1_LABELS
+    batch = collate_batch([ReIDImageSet(ds.train)[i] for i in range(len(ds.train))])
+    assert batch["captions"].shape == (5, 100) and batch["attribute_labels"].shape == (5, 15)
+    assert batch["svpr_views"].tolist() == [int(r.view == "aerial") for r in ds.train]
+    a2g = ds.protocol("A2G")
+    test = list(a2g.query + a2g.gallery)
+    assert {r.extras["caption"] for r in test} == {"A photo of a X X X X  person. Attributes are unknown."}
+    assert {tuple(r.extras["batch_fields"]["attribute_labels"]) for r in test} == {(-1,) * 15}
+    assert [r.extras["batch_fields"]["svpr_views"] for r in a2g.query + a2g.gallery] == [1, 1, 0, 0]
+    row = np.array(attribute_row(1040410)) * 2 - 3
+    row[:3] = -1  # no positive gender value: the last class, "unknown"
+    assert group_labels(row)[:2] == (2, 2)
+    with pytest.raises(ValueError, match="with_attributes"):
+        build_dataset("AGReID", str(v1_root), captions="svpr", with_attributes=False)
+
+
+def test_v2_svpr_captions(v2_root: Path) -> None:
+    ds = build_dataset("AGReIDv2", str(v2_root), captions="svpr")
+    assert ds.attribute_classes == ATTRIBUTE_GROUPS
+    views = {r.view: r.extras["batch_fields"]["svpr_views"] for r in ds.train}
+    assert views == {"cctv": 0, "wearable": 1, "aerial": 2}
+    assert all(r.extras["caption"].startswith("A photo of a X X X X  person with the following attributes: gender is ")
+               for r in ds.train)
+    for name in ("A2C", "A2C_svpr", "W2A"):
+        p = ds.protocol(name)
+        assert {r.extras["caption"] for r in p.query + p.gallery} == {
+            "A photo of a X X X X  person. Attributes are unknown."}
+    assert "batch_fields" not in build_dataset("AGReIDv2", str(v2_root)).train[0].extras

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from ag_image_helpers import write_jpeg
 from agreid.data import DatasetError, build_dataset
@@ -37,9 +38,10 @@ def test_train_records_and_relabelling(cargo_root: Path) -> None:
     assert ds.root == str(cargo_root / "CARGO") and ds.pid_map == {("CARGO", 1): 0, ("CARGO", 2): 1}
     assert sorted(_summary(ds.train)) == [(0, 0, "aerial", 1), (0, 6, "ground", 0), (1, 4, "aerial", 0),
                                           (1, 12, "ground", 1)]
-    assert sorted(ds.protocols) == ["A2A", "A2G", "A2G_secap", "ALL", "G2A_secap", "G2G"]
-    assert {n: p.rule for n, p in ds.protocols.items()} == {n: "market_view" if n == "A2G" else "market"
-                                                            for n in ds.protocols}
+    assert sorted(ds.protocols) == ["A2A", "A2A_svpr", "A2G", "A2G_secap", "A2G_svpr", "AGAG_svpr", "ALL",
+                                    "G2A_secap", "G2A_svpr", "G2G", "G2G_svpr"]
+    special = {"A2G": "market_view", "AGAG_svpr": "market+cross_view"}
+    assert {n: p.rule for n, p in ds.protocols.items()} == {n: special.get(n, "market") for n in ds.protocols}
 
 
 def test_protocols(cargo_root: Path) -> None:
@@ -71,6 +73,53 @@ def test_secap_protocols(cargo_root: Path) -> None:
     for proto in (a2g, g2a):  # cross-view only: no gallery item shares a query's (pid, camid)
         assert not {(q.pid, q.camid) for q in proto.query} & {(g.pid, g.camid) for g in proto.gallery}
         assert proto.rule == "market"
+
+
+def _paths(records) -> list:
+    return sorted(Path(r.path).name for r in records)
+
+
+def test_svpr_protocols(cargo_root: Path) -> None:
+    """SVPR-ReID's CARGO_AG / _GA / _AA / _GG keep queries whose pid the one-view gallery holds; _AGAG mixes all."""
+    write_jpeg(cargo_root / "CARGO" / "query" / "Cam1" / "Cam1_day_2700_5.jpg")  # aerial, pid absent from gallery
+    ds = build_dataset("CARGO", str(cargo_root))
+    assert "Cam1_day_2700_5.jpg" in _paths(ds.protocol("ALL").query + ds.protocol("A2G_secap").query)
+    expected = {
+        "A2G_svpr": (["Cam2_day_2519_320.jpg"], ["Cam10_day_2519_402.jpg", "Cam11_day_2600_403.jpg"]),
+        "G2A_svpr": (["Cam8_night_2519_321.jpg", "Cam9_day_2600_1.jpg"],
+                     ["Cam2_night_2519_401.jpg", "Cam3_day_2519_400.jpg", "Cam4_day_2600_404.jpg"]),
+        "A2A_svpr": (["Cam2_day_2519_320.jpg"],
+                     ["Cam2_night_2519_401.jpg", "Cam3_day_2519_400.jpg", "Cam4_day_2600_404.jpg"]),
+        "G2G_svpr": (["Cam8_night_2519_321.jpg", "Cam9_day_2600_1.jpg"],
+                     ["Cam10_day_2519_402.jpg", "Cam11_day_2600_403.jpg"]),
+    }
+    for name, (query, gallery) in expected.items():
+        proto = ds.protocol(name)
+        assert (_paths(proto.query), _paths(proto.gallery)) == (query, gallery), name
+        assert {r.camid for r in proto.query + proto.gallery} == {r.extras["camera"] - 1 for r in proto.query +
+                                                                  proto.gallery}
+    agag = ds.protocol("AGAG_svpr")
+    assert _paths(agag.query) == _paths(ds.protocol("ALL").query) and len(agag.gallery) == len(GALLERY)
+    assert {(r.view, r.camid) for r in agag.query + agag.gallery} == {("aerial", 1), ("ground", 0)}
+    assert agag.rule == "market+cross_view"
+
+
+def test_svpr_captions(cargo_root: Path) -> None:
+    """SVPR gives every CARGO image one caption and no attribute labels; views ground 0 / aerial 1."""
+    from agreid.data.common import ReIDImageSet, collate_batch
+
+    ds = build_dataset("CARGO", str(cargo_root), captions="svpr")
+    assert ds.attribute_classes == ()
+    caption = "A photo of a X X X X  person. Attributes are not available."
+    records = ds.train + list(ds.protocol("ALL").query) + list(ds.protocol("AGAG_svpr").gallery)
+    assert {r.extras["caption"] for r in records} == {caption}
+    batch = collate_batch([ReIDImageSet(ds.train)[i] for i in range(len(ds.train))])
+    # token ids of the caption from SVPR-ReID's own tokenizer (context length 100)
+    ref = [49406, 320, 1125, 539, 320, 343, 343, 343, 343, 2533, 269, 40763, 631, 783, 1685, 269, 49407]
+    assert batch["captions"].tolist() == [ref + [0] * 83] * 4
+    assert batch["attribute_labels"].shape == (4, 0) and batch["attribute_labels"].dtype == torch.int64
+    assert batch["svpr_views"].tolist() == [int(r.view == "aerial") for r in ds.train]
+    assert "captions" not in ReIDImageSet(build_dataset("CARGO", str(cargo_root)).train)[0]
 
 
 def test_errors_name_path_and_layout(cargo_root: Path) -> None:

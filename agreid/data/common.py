@@ -1,14 +1,14 @@
 """The torch Dataset over image records, and the collate function that batches its items."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from agreid.data.image_io import read_image
-from agreid.data.records import ImageRecord, modality_index, view_index
+from agreid.data.records import BATCH_EXTRAS, ImageRecord, modality_index, view_index
 
 Item = Union[int, Tuple[int, int]]
 
@@ -51,8 +51,8 @@ class ReIDImageSet(Dataset):
 
     @staticmethod
     def item(rec: ImageRecord, index: int, images: Any) -> Dict[str, Any]:
-        """The loader's per-item dict: loaded ``images`` plus the record's labels and position."""
-        return {
+        """The loader's per-item dict: ``images``, the record's labels and position, and ``extras[BATCH_EXTRAS]``."""
+        out = {
             "images": images,
             "targets": rec.pid,
             "camids": rec.camid,
@@ -61,6 +61,13 @@ class ReIDImageSet(Dataset):
             "indices": index,
             "paths": rec.path,
         }
+        extra = rec.extras.get(BATCH_EXTRAS)
+        if isinstance(extra, Mapping) and extra:
+            clash = sorted(set(extra) & set(out))
+            if clash:
+                raise KeyError(f"extras['{BATCH_EXTRAS}'] of '{rec.path}' would overwrite batch key(s) {clash}")
+            out.update(extra)
+        return out
 
 
 def collate_batch(items: List[Dict[str, Any]]) -> Dict[str, Any]:

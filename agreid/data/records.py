@@ -16,6 +16,8 @@ INFRARED = "infrared"
 
 VIEWS = (AERIAL, GROUND, WEARABLE, CCTV)
 MODALITIES = (VISIBLE, INFRARED)
+BATCH_EXTRAS = "batch_fields"
+"""``extras`` key of a dict whose entries are added to the record's loader item (e.g. SVPR caption tokens)."""
 
 
 def view_index(view: str) -> int:
@@ -34,7 +36,7 @@ class ImageRecord:
     ``pid`` is the raw identity in test splits and the relabelled class index (0..N-1) in
     ``ReIDDataset.train``. ``view`` names the platform (aerial / ground / wearable / cctv) and
     ``modality`` the sensor (visible / infrared). ``extras`` holds dataset-specific fields such as
-    attributes, a timestamp or the frame paths of a tracklet.
+    attributes, a timestamp or the frame paths of a tracklet; only ``extras[BATCH_EXTRAS]`` reaches batches.
     """
 
     path: str
@@ -118,6 +120,9 @@ class ReIDDataset:
     Adapters fill ``train_raw`` (raw pids) and ``protocols``; relabelling happens here once so
     that every adapter relabels the same way.
     """
+
+    attribute_classes: Tuple[Tuple[str, int], ...] = ()
+    """(name, number of classes) of the attributes whose labels batches carry as ``attribute_labels`` columns."""
 
     def __init__(self, name: str, train_raw: Sequence[ImageRecord],
                  protocols: Mapping[str, Protocol], root: str = "") -> None:

@@ -10,6 +10,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from agreid.data.captions import (NOTE_UNKNOWN, SVPR_CONTEXT_LENGTH, SVPR_NUM_PROMPTS, SVPR_VIEW_IDS, CaptionOptions,
+                                  attribute_sentence, caption_options, shared_tokenizer, with_svpr_text)
 from agreid.data.records import AERIAL, GROUND, DatasetError, ImageRecord, Protocol, ReIDDataset, require_dir
 from agreid.registries import DATASET_REGISTRY
 
@@ -17,10 +19,26 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 NAME_PATTERN = re.compile(r"P(\d+)T(\d+)A(\d+)C(\d+)F(\d+)")
 NAME_GRAMMAR = "P<person>T<MMDD><0=am|1=pm>A<altitude>C<camera>F<frame>.jpg, e.g. P0006T02140A0C0F1831.jpg"
 ATTRIBUTE_VARIABLE = "qut_attribute"
-ATTRIBUTE_GROUPS: Tuple[Tuple[str, int], ...] = (
-    ("gender", 3), ("age", 4), ("height", 5), ("weight", 4), ("ethnic", 5), ("haircolor", 7),
-    ("hairstyle", 6), ("beard", 3), ("moustache", 3), ("glasses", 4), ("head", 5), ("upper", 13),
-    ("lower", 10), ("feet", 7), ("bag", 9))
+ATTRIBUTE_VALUES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    ("gender", ("male", "female", "unknown")),
+    ("age", ("young", "middle", "old", "unknown")),
+    ("height", ("child", "short", "medium", "tall", "unknown")),
+    ("weight", ("thin", "medium", "fat", "unknown")),
+    ("ethnic", ("white", "black", "asian", "india", "unknown")),
+    ("haircolor", ("black", "brown", "white", "red", "gray", "occluded", "unknown")),
+    ("hairstyle", ("bald", "short", "medium", "long", "horsetail", "unknown")),
+    ("beard", ("on", "off", "unknown")),
+    ("moustache", ("on", "off", "unknown")),
+    ("glasses", ("normal", "sun", "off", "unknown")),
+    ("head", ("hat", "scarf", "neckless", "occluded", "unknown")),
+    ("upper", ("tshirt", "blouse", "sweater", "coat", "bikini", "naked", "dress", "uniform", "shirt", "suit",
+               "hoodie", "cardiga", "unknown")),
+    ("lower", ("jeans", "leggins", "pants", "shorts", "skirt", "bikini", "dress", "uniform", "suit", "unknown")),
+    ("feet", ("sportshoe", "classicshoe", "highheels", "boots", "sandals", "nothing", "unknown")),
+    ("bag", ("normal", "backpack", "hand", "rolling", "umbrella", "sportif", "market", "nothing", "unknown")))
+"""The words of each attribute group's values, in column order, as SVPR-ReID's captions spell them
+(``ATTR_MAP`` in its ``datasets/agreid.py``, typos such as "cardiga" included: they change the tokens)."""
+ATTRIBUTE_GROUPS: Tuple[Tuple[str, int], ...] = tuple((name, len(values)) for name, values in ATTRIBUTE_VALUES)
 """The 15 one-hot attribute groups, in column order, that make up the 88 attribute columns."""
 
 V1_VIEWS = {0: AERIAL, 3: GROUND}
@@ -134,6 +152,56 @@ def attach_attributes(records: Sequence[ImageRecord], table: Mapping[int, np.nda
     return [r.replace(extras={**r.extras, "attributes": table[r.pid]}) for r in records]
 
 
+def group_labels(vector: np.ndarray) -> Tuple[int, ...]:
+    """Class of each attribute group of an 88-value ±1 row: its first +1 position, else the last class ("unknown").
+
+    SVPR-ReID does the same (``parse_attributes``), except that a group with several +1 values makes it
+    fail; the first one is taken here.
+    """
+    labels, start = [], 0
+    for _, count in ATTRIBUTE_GROUPS:
+        hits = np.flatnonzero(np.asarray(vector[start:start + count]) == 1)
+        labels.append(int(hits[0]) if hits.size else count - 1)
+        start += count
+    return tuple(labels)
+
+
+def with_svpr_captions(records: Sequence[ImageRecord], train: bool, options: CaptionOptions,
+                       view_ids: Mapping[str, int], dataset: str) -> List[ImageRecord]:
+    """SVPR-ReID's AG-ReID texts (``datasets/agreid.py``, ``agreidv2.py``), see :mod:`agreid.data.captions`.
+
+    Training images: "... with the following attributes: gender is male, age is young, ..." from the
+    identity's attribute row, and its 15 group labels. Test images: "A photo of a X X X X  person.
+    Attributes are unknown." and no labels (-1): SVPR passes attribute labels for training images only.
+    """
+    tokenizer = shared_tokenizer(options.context_length)
+    width = len(ATTRIBUTE_GROUPS)
+    if not train:
+        caption = options.test_caption(NOTE_UNKNOWN)
+        return [with_svpr_text(r, caption, None, width, view_ids, tokenizer) for r in records]
+    texts: Dict[int, Tuple[str, Tuple[int, ...]]] = {}
+    out = []
+    for r in records:
+        if r.pid not in texts:
+            vector = np.asarray(r.extras["attributes"]).reshape(-1)
+            if vector.shape[0] != sum(n for _, n in ATTRIBUTE_GROUPS):
+                raise DatasetError(f"{dataset}: captions='svpr' needs {sum(n for _, n in ATTRIBUTE_GROUPS)} "
+                                   f"attribute columns (15 one-hot groups), the attribute file has {vector.shape[0]}.")
+            labels = group_labels(vector)
+            words = ((name, values[label]) for (name, values), label in zip(ATTRIBUTE_VALUES, labels))
+            texts[r.pid] = (options.train_caption(attribute_sentence(words)), labels)
+        caption, labels = texts[r.pid]
+        out.append(with_svpr_text(r, caption, labels, width, view_ids, tokenizer))
+    return out
+
+
+def check_caption_attributes(text: Optional[CaptionOptions], with_attributes: bool, dataset: str) -> None:
+    """SVPR writes AG-ReID training captions from the attribute file, so captions need ``with_attributes``."""
+    if text is not None and not with_attributes:
+        raise ValueError(f"{dataset}: captions='svpr' writes the training captions from the attribute file; "
+                         f"it needs with_attributes=True.")
+
+
 @DATASET_REGISTRY.register("AGReID")
 class AGReID(ReIDDataset):
     """AG-ReID v1: train on ``bounding_box_train``; protocols A2G and G2A, both with the market rule.
@@ -142,11 +210,17 @@ class AGReID(ReIDDataset):
     attribute rows are keyed the same way). The market rule removes nothing here because query and
     gallery cameras differ. There are no junk identities. ``with_attributes`` attaches the 88-value
     ±1 vector (groups in :data:`ATTRIBUTE_GROUPS`) as ``extras["attributes"]``; camera 3, the CCTV
-    camera of this aerial-ground benchmark, gets the view ``ground``.
+    camera of this aerial-ground benchmark, gets the view ``ground``. Option ``captions='svpr'`` adds
+    SVPR-ReID's captions, 15 attribute labels (``attribute_classes`` = :data:`ATTRIBUTE_GROUPS`) and view
+    labels (ground 0, aerial 1), see :func:`with_svpr_captions`.
     """
 
-    def __init__(self, root: str, dataset_dir: str = "AG-ReID", with_attributes: bool = True) -> None:
+    def __init__(self, root: str, dataset_dir: str = "AG-ReID", with_attributes: bool = True,
+                 captions: str = "none", caption_length: int = SVPR_CONTEXT_LENGTH,
+                 caption_prompts: int = SVPR_NUM_PROMPTS) -> None:
         name = "AGReID"
+        text = caption_options(captions, caption_length, caption_prompts, name)
+        check_caption_attributes(text, with_attributes, name)
         data_dir = require_dir(os.path.join(root, dataset_dir), name, V1_LAYOUT)
 
         def read(folder: str) -> List[ImageRecord]:
@@ -161,6 +235,10 @@ class AGReID(ReIDDataset):
             self.attribute_names, table = load_attribute_table(mat_path, name, V1_LAYOUT)
             train = attach_attributes(train, table, mat_path, name)
             splits = {k: attach_attributes(v, table, mat_path, name) for k, v in splits.items()}
+        if text is not None:
+            self.attribute_classes = ATTRIBUTE_GROUPS
+            train = with_svpr_captions(train, True, text, SVPR_VIEW_IDS, name)
+            splits = {k: with_svpr_captions(v, False, text, SVPR_VIEW_IDS, name) for k, v in splits.items()}
         protocols = {p: Protocol(query=tuple(splits[q]), gallery=tuple(splits[g]), rule="market")
                      for p, (q, g) in V1_PROTOCOLS.items()}
         super().__init__(name, train, protocols, root=data_dir)

@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Tuple
 
-from agreid.data.datasets.agreid_v1 import (NAME_GRAMMAR, attach_attributes, layout_error, load_attribute_table,
-                                            parse_agreid_name, scan_images)
+from agreid.data.captions import SVPR_CONTEXT_LENGTH, SVPR_NUM_PROMPTS, SVPR_V2_VIEW_IDS, caption_options
+from agreid.data.datasets.agreid_v1 import (ATTRIBUTE_GROUPS, NAME_GRAMMAR, attach_attributes,
+                                            check_caption_attributes, layout_error, load_attribute_table,
+                                            parse_agreid_name, scan_images, with_svpr_captions)
 from agreid.data.records import AERIAL, CCTV, WEARABLE, ImageRecord, Protocol, ReIDDataset, require_dir
 from agreid.registries import DATASET_REGISTRY
 
@@ -84,11 +86,19 @@ class AGReIDv2(ReIDDataset):
     cctv); no junk identities. ``with_attributes`` attaches ``extras["attributes"]`` (88 values of ±1).
     Assumed: the lists may sit next to the images (no inner ``AG-ReID.v2`` folder) and the
     ``.mat`` file next to the lists or the images.
+
+    ``A2C_svpr``, ``C2A_svpr``, ``A2W_svpr``, ``W2A_svpr`` are always built from the cameras as SVPR-ReID's
+    ``AGReIDv2_AC`` / ``_CA`` / ``_AW`` / ``_WA`` (equal to the plain names under ``protocol_source='cameras'``).
+    Option ``captions='svpr'`` adds SVPR's captions, 15 attribute labels and view labels (CCTV 0, wearable 1,
+    UAV 2) as for AG-ReID v1 (:func:`agreid_v1.with_svpr_captions`).
     """
 
     def __init__(self, root: str, dataset_dir: str = "AG-ReID.v2", protocol_source: str = "files",
-                 with_attributes: bool = True) -> None:
+                 with_attributes: bool = True, captions: str = "none", caption_length: int = SVPR_CONTEXT_LENGTH,
+                 caption_prompts: int = SVPR_NUM_PROMPTS) -> None:
         name = "AGReIDv2"
+        text = caption_options(captions, caption_length, caption_prompts, name)
+        check_caption_attributes(text, with_attributes, name)
         if protocol_source not in PROTOCOL_SOURCES:
             raise ValueError(f"{name}: protocol_source must be one of {', '.join(PROTOCOL_SOURCES)}, "
                              f"got {protocol_source!r}")
@@ -100,25 +110,31 @@ class AGReIDv2(ReIDDataset):
             paths = scan_images(os.path.join(image_dir, folder), True, name, V2_LAYOUT)
             return [parse_agreid_name(p, V2_VIEWS, name, V2_LAYOUT) for p in paths]
 
-        train = read("train_all")
-        if protocol_source == "files":
-            pairs = {p: _read_protocol_file(os.path.join(data_dir, f), image_dir, name)
-                     for p, (f, _, _) in V2_PROTOCOLS.items()}
-        else:
-            query, gallery = read("query"), read("gallery")
-            pairs = {p: _camera_protocol(query, gallery, qc, gc) for p, (_, qc, gc) in V2_PROTOCOLS.items()}
-            for p, (q, g) in pairs.items():
-                if not q or not g:
-                    raise layout_error(name, f"protocol {p}: no {'query' if not q else 'gallery'} images of "
-                                             f"camera C{V2_PROTOCOLS[p][1 if not q else 2]} found under "
-                                             f"'{image_dir}'.", V2_LAYOUT)
+        train, query, gallery = read("train_all"), read("query"), read("gallery")
+        files = {p: _read_protocol_file(os.path.join(data_dir, f), image_dir, name)
+                 for p, (f, _, _) in V2_PROTOCOLS.items()} if protocol_source == "files" else {}
         self.attribute_names: Tuple[str, ...] = ()
         if with_attributes:
             candidates = [os.path.join(d, V2_ATTRIBUTE_FILE) for d in dict.fromkeys((data_dir, image_dir))]
             mat_path = next((c for c in candidates if os.path.isfile(c)), candidates[0])
             self.attribute_names, table = load_attribute_table(mat_path, name, V2_LAYOUT)
-            train = attach_attributes(train, table, mat_path, name)
-            pairs = {p: (attach_attributes(q, table, mat_path, name), attach_attributes(g, table, mat_path, name))
-                     for p, (q, g) in pairs.items()}
+
+            def prepare(records: List[ImageRecord], is_train: bool = False) -> List[ImageRecord]:
+                records = attach_attributes(records, table, mat_path, name)
+                return records if text is None else with_svpr_captions(records, is_train, text, SVPR_V2_VIEW_IDS,
+                                                                       name)
+
+            train, query, gallery = prepare(train, True), prepare(query), prepare(gallery)
+            files = {p: (prepare(q), prepare(g)) for p, (q, g) in files.items()}
+            if text is not None:
+                self.attribute_classes = ATTRIBUTE_GROUPS
+        pairs = {}
+        for p, (_, qc, gc) in V2_PROTOCOLS.items():
+            q, g = _camera_protocol(query, gallery, qc, gc)
+            if not q or not g:
+                raise layout_error(name, f"protocol {p}: no {'query' if not q else 'gallery'} images of camera "
+                                         f"C{qc if not q else gc} found under '{image_dir}'.", V2_LAYOUT)
+            pairs[f"{p}_svpr"] = (q, g)
+            pairs[p] = files.get(p, (q, g))
         protocols = {p: Protocol(query=tuple(q), gallery=tuple(g), rule="market") for p, (q, g) in pairs.items()}
         super().__init__(name, train, protocols, root=data_dir)
