@@ -86,3 +86,46 @@ def ddp_train_worker(opts: list, result_path: str) -> None:
         diff = [] if same else differing_tensors(trainer.model, params[1][0])
         with open(result_path, "w") as f:
             f.write(f"{comm.get_world_size()} {int(same)} {len(params)} {','.join(diff[:10])}")
+
+
+def run_cli(*argv):
+    """``tools/train_net.py`` with these arguments, in this process; returns its results."""
+    train_net = load_train_net()
+    return train_net.main(train_net.default_argument_parser().parse_args(list(argv)))
+
+
+def final_weights(out_dir: str) -> dict:
+    from agreid.utils.checkpoint import load_checkpoint_file
+
+    return load_checkpoint_file(os.path.join(out_dir, "model_final.pth"))["model"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def interrupt_then_resume(config: str, opts: list, stop_when) -> dict:
+    """Train ``config`` until ``stop_when(trainer)`` holds after a step (a simulated kill), then ``--resume`` from
+    the command line; returns the final weights. The caller compares them with an uninterrupted run's."""
+    import argparse
+
+    import pytest
+
+    from agreid.engine import DefaultTrainer, HookBase, default_setup, setup_cfg
+
+    class Crash(HookBase):
+        def after_step(self):
+            if stop_when(self.trainer):
+                raise KeyboardInterrupt("simulated kill")
+
+    cfg = default_setup(setup_cfg(config, opts), argparse.Namespace())
+    trainer = DefaultTrainer(cfg)
+    trainer.register_hooks([Crash()])
+    trainer.resume_or_load(resume=False)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert not os.path.exists(os.path.join(cfg.OUTPUT_DIR, "model_final.pth")), "interrupted too late"
+    run_cli("--config-file", config, "--resume", *opts)
+    return final_weights(cfg.OUTPUT_DIR)

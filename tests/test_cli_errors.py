@@ -14,15 +14,6 @@ from engine_helpers import DEMO_CONFIG, REPO, load_train_net, tiny_opts
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    from agreid.data import build_dataset
-
-    root = str(tmp_path_factory.mktemp("data"))
-    build_dataset("AGDemo", root, num_train_ids=8, num_test_ids=6, images_per_view=4)
-    return root
-
-
-@pytest.fixture(scope="module")
 def good_run(data_root, tmp_path_factory):
     """A finished tiny run whose folder every failing command below points at."""
     out = str(tmp_path_factory.mktemp("good"))

@@ -74,7 +74,18 @@ def test_diff_against_defaults():
 
 
 def test_shipped_configs_load(repo_root):
+    """Every shipped config loads and names a registered meta-architecture, sampler and dataset."""
+    from agreid.registries import DATASET_REGISTRY, META_ARCH_REGISTRY, SAMPLER_REGISTRY
+
+    import agreid.data.datasets  # noqa: F401  (registration)
+    import agreid.data.samplers  # noqa: F401
+    import agreid.modeling  # noqa: F401
+
     for folder, _, files in os.walk(os.path.join(repo_root, "configs")):
         for f in files:
             if f.endswith(".yml"):
-                setup_cfg(os.path.join(folder, f))
+                cfg = setup_cfg(os.path.join(folder, f))
+                assert cfg.MODEL.META_ARCHITECTURE in META_ARCH_REGISTRY, f
+                assert cfg.DATALOADER.SAMPLER_TRAIN in SAMPLER_REGISTRY, f
+                for name in list(cfg.DATASETS.NAMES) + [t.split("/")[0] for t in cfg.DATASETS.TESTS]:
+                    assert name in DATASET_REGISTRY, (f, name)

@@ -9,33 +9,10 @@ import time
 import pytest
 import torch
 
-from engine_helpers import DEMO_CONFIG, REPO, ddp_train_worker, load_train_net, tiny_opts
+from engine_helpers import (DEMO_CONFIG, REPO, assert_same_weights, ddp_train_worker, final_weights,
+                            interrupt_then_resume, run_cli, tiny_opts)
 
 from agreid.utils.checkpoint import load_checkpoint_file
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    from agreid.data import build_dataset
-
-    root = str(tmp_path_factory.mktemp("data"))
-    build_dataset("AGDemo", root, num_train_ids=8, num_test_ids=6, images_per_view=4)
-    return root
-
-
-def run_cli(*argv):
-    train_net = load_train_net()
-    return train_net.main(train_net.default_argument_parser().parse_args(list(argv)))
-
-
-def final_weights(out_dir):
-    return load_checkpoint_file(os.path.join(out_dir, "model_final.pth"))["model"]
-
-
-def assert_same_weights(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
 
 
 @pytest.fixture(scope="module")
@@ -72,25 +49,9 @@ def test_eval_only_reproduces_final_metrics(plain_run, data_root, tmp_path):
 
 def test_interrupted_run_resumes_to_identical_weights(plain_run, data_root, tmp_path):
     """An exception mid-epoch 2 (after epoch 1's checkpoint), then --resume, equals the plain run."""
-    from agreid.engine import DefaultTrainer, HookBase, default_setup, setup_cfg
-
-    class Crash(HookBase):
-        def after_step(self):
-            if self.trainer.epoch == 2 and self.trainer.iter == 7:
-                raise KeyboardInterrupt("simulated kill")
-
-    out = str(tmp_path)
-    import argparse
-
-    cfg = default_setup(setup_cfg(DEMO_CONFIG, tiny_opts(data_root, out)), argparse.Namespace())
-    trainer = DefaultTrainer(cfg)
-    trainer.register_hooks([Crash()])
-    trainer.resume_or_load(resume=False)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.train()
-    assert not os.path.exists(os.path.join(out, "model_final.pth"))
-    run_cli("--config-file", DEMO_CONFIG, "--resume", *tiny_opts(data_root, out))
-    assert_same_weights(final_weights(out), final_weights(plain_run[0]))
+    weights = interrupt_then_resume(DEMO_CONFIG, tiny_opts(data_root, str(tmp_path)),
+                                    lambda t: t.epoch == 2 and t.iter == 7)
+    assert_same_weights(weights, final_weights(plain_run[0]))
 
 
 def test_killed_process_resumes_to_identical_weights(plain_run, data_root, tmp_path):

@@ -1,6 +1,5 @@
 """Multi-stage training: stages run in order with their own solver, caches are computed once, resume continues
 inside the interrupted stage and ends on the weights of an uninterrupted run."""
-import argparse
 import json
 import os
 
@@ -9,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine_helpers import DEMO_CONFIG, load_train_net, tiny_opts
+from engine_helpers import DEMO_CONFIG, assert_same_weights, final_weights, interrupt_then_resume, run_cli, tiny_opts
 
 from agreid.modeling.stages import StageSpec, freeze_all_but
 from agreid.registries import META_ARCH_REGISTRY
@@ -78,25 +77,11 @@ if "StagedProbe" not in META_ARCH_REGISTRY:
     META_ARCH_REGISTRY.register("StagedProbe")(lambda cfg: StagedProbe(cfg.MODEL.HEADS.NUM_CLASSES))
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    from agreid.data import build_dataset
-
-    root = str(tmp_path_factory.mktemp("data"))
-    build_dataset("AGDemo", root, num_train_ids=8, num_test_ids=6, images_per_view=4)
-    return root
-
-
 def staged_opts(data_root, out):
     return tiny_opts(data_root, out, **{
         "MODEL.META_ARCHITECTURE": "StagedProbe", "SOLVER.STAGE1.MAX_EPOCH": "3", "SOLVER.STAGE1.IMS_PER_BATCH": "24",
         "SOLVER.STAGE1.WARMUP_EPOCHS": "1", "SOLVER.STAGE1.CHECKPOINT_PERIOD": "1", "SOLVER.STAGE1.BASE_LR": "0.05",
         "SOLVER.BASE_LR": "0.01", "TEST.EVAL_PERIOD": "3"})
-
-
-def run_cli(*argv):
-    train_net = load_train_net()
-    return train_net.main(train_net.default_argument_parser().parse_args(list(argv)))
 
 
 @pytest.fixture(scope="module")
@@ -134,30 +119,15 @@ def test_stages_run_in_order_with_their_outputs(plain_run):
 
 @pytest.mark.parametrize("stage,epoch", [("proto", 1), ("train", 1)])
 def test_interrupted_stage_resumes_to_identical_weights(plain_run, data_root, tmp_path, stage, epoch):
-    from agreid.engine import DefaultTrainer, HookBase, default_setup, setup_cfg
+    def stop(t):
+        if t.stage.name == stage and t.epoch == epoch and t.iter == epoch * t.iters_per_epoch + 1:
+            CALLS.update(cache=0, stats=0)  # count what the resumed run recomputes
+            return True
+        return False
 
-    class Crash(HookBase):
-        def after_step(self):
-            t = self.trainer
-            if t.stage.name == stage and t.epoch == epoch and t.iter == epoch * t.iters_per_epoch + 1:
-                raise KeyboardInterrupt("simulated kill")
-
-    out = str(tmp_path)
-    cfg = default_setup(setup_cfg(DEMO_CONFIG, staged_opts(data_root, out)), argparse.Namespace())
-    trainer = DefaultTrainer(cfg)
-    trainer.register_hooks([Crash()])
-    trainer.resume_or_load(resume=False)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.train()
-    assert not os.path.exists(os.path.join(out, "model_final.pth"))
-    CALLS.update(cache=0, stats=0)
-    run_cli("--config-file", DEMO_CONFIG, "--resume", *staged_opts(data_root, out))
+    weights = interrupt_then_resume(DEMO_CONFIG, staged_opts(data_root, str(tmp_path)), stop)
     assert CALLS == {"cache": 0, "stats": 0}, "a resumed run must not recompute earlier stages or the cache"
-    a = load_checkpoint_file(os.path.join(out, "model_final.pth"))["model"]
-    b = load_checkpoint_file(os.path.join(plain_run[0], "model_final.pth"))["model"]
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    assert_same_weights(weights, final_weights(plain_run[0]))
 
 
 def test_own_optimizer_steps_outside_the_main_one():

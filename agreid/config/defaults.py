@@ -52,9 +52,19 @@ _C.MODEL.SECAP.PROMPT_DEPTH = 2  # SeCap: two-way decoder layers
 _C.MODEL.SECAP.USE_PRM = True  # SeCap: re-calibrate the prompts on g - v
 _C.MODEL.SECAP.ATTN_DOWNSAMPLE = 2  # SeCap: decoder attention width = EMBED_DIM / this
 
+_C.MODEL.AGW = CN()  # META_ARCHITECTURE AGW (backbone resnet50_nl); see agreid/modeling/meta_arch/agw.py
+_C.MODEL.AGW.TWO_STREAM = False  # one stem per modality (visible, infrared) before a shared trunk (VI AGW)
+_C.MODEL.AGW.STEM_RELU = True  # ReID-Survey's resnet50_nl stem has no ReLU: False
+_C.MODEL.AGW.NON_LOCAL = [0, 2, 3, 0]  # non-local blocks after the last n blocks of layer1..layer4
+_C.MODEL.AGW.NL_REDUCTION = 0  # 0: one inner channel (both references' quirk); r > 0: C // r (the paper: 2)
+_C.MODEL.AGW.BASE_WIDTH = 64  # planes of layer1, doubled per stage (64 = ResNet-50; smaller for tests)
+_C.MODEL.AGW.NECK_WEIGHT_STD = 0.0  # BNNeck weight ~ N(1, std): the cross-modal reference uses 0.01
+_C.MODEL.AGW.TEST_FEATURES = ["pool", "bn"]  # evaluated: pool (pre-BN) and/or bn (post-BN), one table each
+_C.MODEL.AGW.NORMALIZE_TEST_FEATURES = True  # L2-normalise them in the model (the cross-modal reference)
+
 _C.MODEL.HEADS = CN()
 _C.MODEL.HEADS.NAME = "BNNeckHead"
-_C.MODEL.HEADS.POOL = "avg"  # avg, gem (fixed GEM_P), gem_learn (learnable p), max, token (ViT class token)
+_C.MODEL.HEADS.POOL = "avg"  # avg, gem (fixed GEM_P), gem_learn (learnable p), gem_add_eps, max, token (ViT)
 _C.MODEL.HEADS.GEM_P = 3.0
 _C.MODEL.HEADS.NECK_FEAT = "after"  # test feature: "before" or "after" the BNNeck
 _C.MODEL.HEADS.NUM_CLASSES = 0  # 0: set from the training data
@@ -70,6 +80,13 @@ _C.MODEL.LOSSES.TRI.MARGIN = 0.3  # <= 0: soft margin
 _C.MODEL.LOSSES.TRI.HARD_MINING = True
 _C.MODEL.LOSSES.TRI.NORM_FEAT = False
 _C.MODEL.LOSSES.TRI.SCALE = 1.0
+_C.MODEL.LOSSES.WRT = CN()  # WeightedRegularizedTriplet (AGW)
+_C.MODEL.LOSSES.WRT.EXACT_SOFTMAX = False  # False: the references' weights (see losses/weighted_triplet.py)
+_C.MODEL.LOSSES.WRT.NORM_FEAT = False
+_C.MODEL.LOSSES.WRT.SCALE = 1.0
+_C.MODEL.LOSSES.CENTER = CN()  # CenterLoss (single-modality AGW); centres stepped by SGD at SOLVER.CENTER_LR
+_C.MODEL.LOSSES.CENTER.WEIGHT = 5e-4
+_C.MODEL.LOSSES.CENTER.FEAT_DIM = 2048  # width of the features it reads (features_before)
 
 # ---------------------------------------------------------------------------- input
 _C.INPUT = CN()
@@ -127,7 +144,8 @@ _C.SOLVER.IMS_PER_BATCH = 64  # global batch over all processes
 _C.SOLVER.MAX_EPOCH = 120
 _C.SOLVER.ITERS_PER_EPOCH = 0  # 0: len(train) // IMS_PER_BATCH
 # MultiStepLR, CosineAnnealingLR (per iteration), WarmupCosineEpochLR (fast-reid: warmup per
-# iteration, cosine per epoch), TimmCosineLR (TransReID: timm cosine per epoch); see agreid/solver
+# iteration, cosine per epoch), TimmCosineLR (TransReID: timm cosine per epoch), WarmupMultiStepEpochLR
+# (warmup and steps per epoch: AGW, CLIP-ReID stage 2, TF-CLIP, SVPR); see agreid/solver
 _C.SOLVER.SCHED = "MultiStepLR"
 _C.SOLVER.STEPS = [40, 90]  # epochs
 _C.SOLVER.GAMMA = 0.1
@@ -135,7 +153,12 @@ _C.SOLVER.ETA_MIN_LR = 1e-7
 _C.SOLVER.WARMUP_ITERS = 0
 _C.SOLVER.WARMUP_FACTOR = 0.1  # TimmCosineLR: warmup starts at WARMUP_FACTOR x BASE_LR
 _C.SOLVER.WARMUP_METHOD = "linear"  # linear, constant or exp
-_C.SOLVER.WARMUP_EPOCHS = 0  # TimmCosineLR only (its warmup is per epoch; keep WARMUP_ITERS 0)
+_C.SOLVER.WARMUP_EPOCHS = 0  # TimmCosineLR and WarmupMultiStepEpochLR (warmup per epoch; keep WARMUP_ITERS 0)
+# WarmupMultiStepEpochLR: agreid epoch e runs the schedule's epoch e + this; 1 reproduces references that
+# step their epoch scheduler before each epoch (ReID-Survey, CLIP-ReID stage 2, SVPR); 0 those stepping it after
+# (TF-CLIP) or computing the LR from the epoch (the cross-modal AGW)
+_C.SOLVER.SCHED_EPOCH_OFFSET = 0
+_C.SOLVER.CENTER_LR = 0.5  # plain SGD of the CenterLoss centres (constant, outside the schedule)
 _C.SOLVER.CHECKPOINT_PERIOD = 10  # epochs
 _C.SOLVER.LOG_PERIOD = 20  # iterations
 _C.SOLVER.AMP = CN()
@@ -181,7 +204,7 @@ _C.TEST.METRIC = "cosine"  # cosine or euclidean
 _C.TEST.FEAT_NORM = False  # L2-normalise features before a euclidean distance
 _C.TEST.FLIP = False  # average features of the image and its mirror
 _C.TEST.MAX_RANK = 50
-_C.TEST.BEST_METRIC = "metric"  # key compared for model_best: metric = (mAP + R1) / 2
+_C.TEST.BEST_METRIC = "metric"  # key compared for model_best: metric = (mAP + R1) / 2; "Rank-1@bn": feature bn's
 _C.TEST.ROC = False  # also report TPR at FPR 1e-4, 1e-3, 1e-2
 _C.TEST.RERANK = CN()  # k-reciprocal re-ranking (Zhong et al., CVPR 2017)
 _C.TEST.RERANK.ENABLED = False

@@ -58,13 +58,21 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
+def average_outputs(a: Any, b: Any) -> Any:
+    """The mean of two model outputs: tensors, or dicts of named feature tensors (one mean per name)."""
+    if isinstance(a, Mapping):
+        return {name: (a[name] + b[name]) / 2.0 for name in a}
+    return (a + b) / 2.0
+
+
 def inference_on_dataset(model: nn.Module, data_loader: Iterable[Mapping[str, Any]],
                          evaluator: DatasetEvaluator, flip_test: bool = False,
                          desc: str = "") -> Dict[str, Any]:
     """Run ``model(batch)`` over ``data_loader`` in eval mode without gradients and return ``evaluator.evaluate()``.
 
     With ``flip_test`` the features of each batch and of a width-flipped copy of ``batch['images']``
-    are averaged; the loader's tensors are never modified. The previous train/eval mode is restored.
+    are averaged (each named feature on its own when the model returns a dict of them); the loader's tensors
+    are never modified. The previous train/eval mode is restored.
     """
     evaluator.reset()
     total = len(data_loader) if hasattr(data_loader, "__len__") else None
@@ -81,7 +89,7 @@ def inference_on_dataset(model: nn.Module, data_loader: Iterable[Mapping[str, An
             mirror = _flipped(batch) if flip_test else None
             outputs = model(batch)
             if mirror is not None:
-                outputs = (outputs + model(mirror)) / 2.0
+                outputs = average_outputs(outputs, model(mirror))
             _sync()
             compute_time += time.perf_counter() - tic
             timed_batches += 1

@@ -5,6 +5,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from agreid.data.records import ImageRecord, Protocol
 from agreid.evaluation.features import FeatureCollector
+from agreid.evaluation.results_table import FEATURE_SEP
 from agreid.evaluation.scoring import ScoringOptions, evaluate_protocol
 from agreid.registries import EVALUATOR_REGISTRY
 from agreid.utils import comm
@@ -54,12 +55,18 @@ class ReidEvaluator(FeatureCollector):
         return cls({"default": Protocol(tuple(query), tuple(gallery), rule)}, ScoringOptions(**options))
 
     def evaluate(self) -> Dict[str, Any]:
-        """``{protocol: metrics}`` on the main process (percentages), ``{}`` on the others."""
-        feats = self.gather()
+        """``{protocol: metrics}`` on the main process (percentages), ``{}`` on the others.
+
+        A model returning named features (a dict) is scored once per feature, as ``"<protocol>@<feature>"``.
+        """
+        names = self.feature_names
+        feats = {name: self.gather(name) for name in names}
         if not comm.is_main_process():
             return {}
         results = {}
-        for name, proto in self.protocols.items():
-            q_pos, g_pos = self._positions[name]
-            results[name] = evaluate_protocol(feats[q_pos], feats[g_pos], proto, self.options)
+        for feature in names:
+            for name, proto in self.protocols.items():
+                q_pos, g_pos = self._positions[name]
+                key = name if feature is None else f"{name}{FEATURE_SEP}{feature}"
+                results[key] = evaluate_protocol(feats[feature][q_pos], feats[feature][g_pos], proto, self.options)
         return results

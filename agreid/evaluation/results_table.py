@@ -4,10 +4,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Mapping, Tuple
+from typing import Any, Dict, Mapping, Tuple
 
 COLUMNS = (("R1", "Rank-1"), ("R5", "Rank-5"), ("R10", "Rank-10"), ("mAP", "mAP"), ("mINP", "mINP"))
 """(header, result key) of each reported column, in order."""
+FEATURE_SEP = "@"
+"""Separates the protocol from the feature it scores in the results of a model with named features
+(``"SYSU_MM01/all@bn"``); each feature gets its own table."""
+
+
+def split_by_feature(results: Mapping[str, Mapping[str, Any]]) -> Dict[str, Dict[str, Mapping[str, Any]]]:
+    """``{feature: {protocol: metrics}}`` in first-seen order; results without a feature come under ``""``."""
+    groups: Dict[str, Dict[str, Mapping[str, Any]]] = {}
+    for name, row in results.items():
+        proto, _, feature = str(name).rpartition(FEATURE_SEP) if FEATURE_SEP in str(name) else (name, "", "")
+        groups.setdefault(feature, {})[proto] = row
+    return groups
 
 
 def _cell(row: Mapping[str, Any], key: str) -> str:
@@ -20,7 +32,17 @@ def _rows(results: Mapping[str, Mapping[str, Any]]):
 
 
 def format_results_table(results: Mapping[str, Mapping[str, float]]) -> str:
-    """A fixed-width table: one row per protocol name, columns R1, R5, R10, mAP, mINP (percent, 2 decimals)."""
+    """A fixed-width table: one row per protocol name, columns R1, R5, R10, mAP, mINP (percent, 2 decimals).
+
+    Results of named features (``protocol@feature``) give one table per feature, each under its name.
+    """
+    groups = split_by_feature(results)
+    if set(groups) != {""}:
+        return "\n\n".join(f"feature '{f}':\n" + _one_table(rows) for f, rows in groups.items())
+    return _one_table(results)
+
+
+def _one_table(results: Mapping[str, Mapping[str, float]]) -> str:
     header = ["protocol"] + [h for h, _ in COLUMNS]
     rows = _rows(results)
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
@@ -33,7 +55,14 @@ def format_results_table(results: Mapping[str, Mapping[str, float]]) -> str:
 
 
 def results_markdown(results: Mapping[str, Mapping[str, float]]) -> str:
-    """The same table in markdown, numbers right-aligned."""
+    """The same table(s) in markdown, numbers right-aligned."""
+    groups = split_by_feature(results)
+    if set(groups) != {""}:
+        return "\n".join(f"Feature `{f}`:\n\n" + _one_markdown(rows) for f, rows in groups.items())
+    return _one_markdown(results)
+
+
+def _one_markdown(results: Mapping[str, Mapping[str, float]]) -> str:
     header = "| protocol | " + " | ".join(h for h, _ in COLUMNS) + " |"
     align = "|---|" + "---:|" * len(COLUMNS)
     body = ["| " + " | ".join(r) + " |" for r in _rows(results)]

@@ -13,6 +13,9 @@ each parameter group's initial LR by a factor. ``SOLVER.SCHED`` selects the sche
     :func:`warmup_cosine_epoch_factor`.
 ``TimmCosineLR``
     TransReID's timm ``CosineLRScheduler``, stepped once per epoch, see :func:`timm_cosine_factor`.
+``WarmupMultiStepEpochLR``
+    warmup and multi-step decay both counted in epochs, constant within an epoch (AGW's two references,
+    CLIP-ReID stage 2, TF-CLIP, SVPR), see :func:`warmup_multistep_epoch_factor`.
 
 In the last two, ``ETA_MIN_LR`` (and TimmCosineLR's warmup start ``WARMUP_FACTOR x BASE_LR``) are
 absolute learning rates shared by every parameter group, as in torch's ``CosineAnnealingLR`` and
@@ -23,11 +26,13 @@ behaviour (one factor for all groups, ``ETA_MIN_LR / BASE_LR`` of each group's L
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from typing import List, Sequence
 
 import torch
 
-SCHEDULES = ("MultiStepLR", "CosineAnnealingLR", "WarmupCosineEpochLR", "TimmCosineLR")
+SCHEDULES = ("MultiStepLR", "CosineAnnealingLR", "WarmupCosineEpochLR", "TimmCosineLR", "WarmupMultiStepEpochLR")
+EPOCH_WARMUP_SCHEDULES = ("TimmCosineLR", "WarmupMultiStepEpochLR")
 WARMUP_METHODS = ("linear", "constant", "exp")
 # TransReID's solver/scheduler_factory.py builds timm's CosineLRScheduler with t_mul 1, decay_rate 0.1,
 # cycle_limit 1 and no warmup prefix, and calls ``scheduler.step(epoch)`` before each epoch with the
@@ -122,9 +127,24 @@ def timm_cosine_factor(t: int, t_initial: int, warmup_t: int, warmup_init_ratio:
     return min_ratio + 0.5 * (gamma - min_ratio) * (1 + math.cos(math.pi * t_curr ** k_decay / t_i ** k_decay))
 
 
+def warmup_multistep_epoch_factor(epoch: int, steps: Sequence[int], gamma: float, warmup_epochs: int,
+                                  warmup_factor: float, warmup_method: str, epoch_offset: int = 0) -> float:
+    """The ``WarmupMultiStepLR`` of ReID-Survey / CLIP-ReID (``solver/lr_scheduler.py``) stepped once per epoch.
+
+    At schedule epoch ``t = epoch + epoch_offset``: ``warmup_multiplier(t, warmup_epochs, ...)`` (linear:
+    ``f (1 - a) + a`` with ``a = t / warmup_epochs`` while ``t < warmup_epochs``) times ``gamma`` to the number of
+    ``steps`` <= t (``bisect_right``). References that call ``scheduler.step()`` before each epoch (the
+    scheduler's constructor already took step 0) train epoch e at ``t = e + 1``: ``epoch_offset`` 1. The
+    cross-modal AGW's hand-written ``lr (e + 1) / 10`` for e < 10 is offset 0 with ``warmup_epochs`` 9 and
+    factor 0.1 (``0.1 (1 - e/9) + e/9 = (e + 1) / 10``).
+    """
+    t = epoch + epoch_offset
+    return warmup_multiplier(t, warmup_epochs, warmup_factor, warmup_method) * gamma ** bisect_right(list(steps), t)
+
+
 def lr_factor(iteration: int, iters_per_epoch: int, max_epoch: int, sched: str, steps: Sequence[int],
               gamma: float, warmup_iters: int, warmup_factor: float, warmup_method: str,
-              eta_min_ratio: float = 0.0, warmup_epochs: int = 0) -> float:
+              eta_min_ratio: float = 0.0, warmup_epochs: int = 0, epoch_offset: int = 0) -> float:
     """Multiplier of a group's initial LR at ``iteration`` (0-based); a pure function, so resume is exact.
 
     Multi-step milestones are in epochs; ``CosineAnnealingLR`` decays per iteration from 1 to
@@ -132,8 +152,17 @@ def lr_factor(iteration: int, iters_per_epoch: int, max_epoch: int, sched: str, 
     ``TimmCosineLR`` the epoch ``e = iteration // iters_per_epoch`` is timm's ``t = e + 1`` with
     ``t_initial = max_epoch``, ``warmup_t = warmup_epochs``, ``warmup_factor`` = warmup_lr_init / lr
     and ``eta_min_ratio`` = lr_min / lr, and TransReID's cycle settings (see :func:`timm_cosine_factor`).
+    ``WarmupMultiStepEpochLR`` is :func:`warmup_multistep_epoch_factor` of the epoch (``epoch_offset`` added).
     """
     epoch = iteration // max(iters_per_epoch, 1)
+    if sched == "WarmupMultiStepEpochLR":
+        if warmup_iters > 0:
+            raise ValueError("WarmupMultiStepEpochLR warms up per epoch over SOLVER.WARMUP_EPOCHS; "
+                             "set SOLVER.WARMUP_ITERS 0")
+        if epoch_offset < 0:
+            raise ValueError(f"SOLVER.SCHED_EPOCH_OFFSET must be >= 0, got {epoch_offset}")
+        return warmup_multistep_epoch_factor(epoch, steps, gamma, warmup_epochs, warmup_factor, warmup_method,
+                                             epoch_offset)
     if sched == "TimmCosineLR":
         if warmup_iters > 0:
             raise ValueError("TimmCosineLR warms up per epoch over SOLVER.WARMUP_EPOCHS; set SOLVER.WARMUP_ITERS 0")
@@ -142,8 +171,8 @@ def lr_factor(iteration: int, iters_per_epoch: int, max_epoch: int, sched: str, 
         return timm_cosine_factor(epoch + TIMM_EPOCH_OFFSET, max_epoch, warmup_epochs, warmup_factor,
                                   eta_min_ratio, **TRANSREID_CYCLE)
     if warmup_epochs > 0:
-        raise ValueError(f"SOLVER.WARMUP_EPOCHS is used by TimmCosineLR only; SOLVER.SCHED '{sched}' warms up "
-                         f"over SOLVER.WARMUP_ITERS iterations")
+        raise ValueError(f"SOLVER.WARMUP_EPOCHS is used by {' and '.join(EPOCH_WARMUP_SCHEDULES)} only; "
+                         f"SOLVER.SCHED '{sched}' warms up over SOLVER.WARMUP_ITERS iterations")
     if sched == "WarmupCosineEpochLR":
         return warmup_cosine_epoch_factor(iteration, iters_per_epoch, max_epoch, warmup_iters, warmup_factor,
                                           warmup_method, eta_min_ratio)
@@ -161,7 +190,8 @@ def lr_factor(iteration: int, iters_per_epoch: int, max_epoch: int, sched: str, 
 def build_lr_scheduler(optimizer: torch.optim.Optimizer, iters_per_epoch: int, max_epoch: int,
                        sched: str, steps: Sequence[int], gamma: float, warmup_iters: int,
                        warmup_factor: float, warmup_method: str, base_lr: float,
-                       eta_min_lr: float = 0.0, warmup_epochs: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+                       eta_min_lr: float = 0.0, warmup_epochs: int = 0,
+                       epoch_offset: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
     """A ``LambdaLR`` stepped once per iteration; its state is the iteration count.
 
     For ``WarmupCosineEpochLR`` and ``TimmCosineLR`` each group gets its own factor function so that
@@ -172,11 +202,11 @@ def build_lr_scheduler(optimizer: torch.optim.Optimizer, iters_per_epoch: int, m
     if sched not in ("WarmupCosineEpochLR", "TimmCosineLR"):
         ratio = eta_min_lr / base_lr if base_lr > 0 else 0.0
         lr_factor(0, iters_per_epoch, max_epoch, sched, steps, gamma, warmup_iters, warmup_factor,
-                  warmup_method, ratio, warmup_epochs)  # validates the settings now
+                  warmup_method, ratio, warmup_epochs, epoch_offset)  # validates the settings now
 
         def fn(it: int) -> float:
             return lr_factor(it, iters_per_epoch, max_epoch, sched, steps, gamma, warmup_iters,
-                             warmup_factor, warmup_method, ratio, warmup_epochs)
+                             warmup_factor, warmup_method, ratio, warmup_epochs, epoch_offset)
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
 
@@ -200,4 +230,4 @@ def scheduler_from_config(cfg, optimizer: torch.optim.Optimizer,
     s = cfg.SOLVER
     return build_lr_scheduler(optimizer, iters_per_epoch, s.MAX_EPOCH, s.SCHED, list(s.STEPS), s.GAMMA,
                               s.WARMUP_ITERS, s.WARMUP_FACTOR, s.WARMUP_METHOD, s.BASE_LR, s.ETA_MIN_LR,
-                              s.get("WARMUP_EPOCHS", 0))
+                              s.get("WARMUP_EPOCHS", 0), s.get("SCHED_EPOCH_OFFSET", 0))

@@ -52,7 +52,9 @@ class PeriodicCheckpointer(HookBase):
 class BestCheckpointer(HookBase):
     """After every evaluation, saves ``model_best`` when ``metric`` (averaged over protocols) improves.
 
-    The best value is part of the resumable state, so a resumed run does not overwrite a better model.
+    ``metric@feature`` (e.g. ``Rank-1@bn``) averages only the results of that named feature (the
+    ``protocol@feature`` rows of a model returning several features). The best value is part of the
+    resumable state, so a resumed run does not overwrite a better model.
     """
 
     def __init__(self, eval_hook: EvalHook, checkpointer: Checkpointer, metric: str = "metric",
@@ -72,7 +74,9 @@ class BestCheckpointer(HookBase):
         if not results or results is self._seen:
             return
         self._seen = results
-        values = [m[self.metric] for m in results.values() if self.metric in m]
+        metric, _, feature = self.metric.partition("@")
+        values = [m[metric] for name, m in results.items()
+                  if metric in m and (not feature or str(name).endswith("@" + feature))]
         if not values:
             logger.warning(f"Best checkpoint: no '{self.metric}' in evaluation results")
             return

@@ -5,6 +5,7 @@ from agreid.registries import BACKBONE_REGISTRY
 
 from ..pretrained import load_pretrained
 from .resnet import ResNetBackbone, build_resnet18, build_resnet50
+from .resnet_nl import ResNetNL, build_resnet_nl
 from .vit import StridedPatchEmbed, ViTBackbone, build_vit
 from .vit_multiview import MultiViewViT
 from .vit_transreid import TransReIDViT
@@ -19,4 +20,4 @@ def build_backbone(cfg) -> nn.Module:
 
 
 __all__ = ["build_backbone", "ResNetBackbone", "build_resnet18", "build_resnet50", "StridedPatchEmbed",
-           "ViTBackbone", "build_vit", "MultiViewViT", "TransReIDViT"]
+           "ViTBackbone", "build_vit", "MultiViewViT", "TransReIDViT", "ResNetNL", "build_resnet_nl"]

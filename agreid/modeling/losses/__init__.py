@@ -1,7 +1,10 @@
 """Re-ID losses registered in LOSS_REGISTRY."""
+from .center import CenterLoss
 from .cross_entropy import CrossEntropyLoss
 from .fastreid_cross_entropy import FastReIDCrossEntropyLoss
 from .orthogonality import OrthogonalityLoss
 from .triplet import TripletLoss, euclidean_dist
+from .weighted_triplet import WeightedRegularizedTriplet
 
-__all__ = ["CrossEntropyLoss", "FastReIDCrossEntropyLoss", "OrthogonalityLoss", "TripletLoss", "euclidean_dist"]
+__all__ = ["CrossEntropyLoss", "FastReIDCrossEntropyLoss", "OrthogonalityLoss", "TripletLoss", "euclidean_dist",
+           "CenterLoss", "WeightedRegularizedTriplet"]

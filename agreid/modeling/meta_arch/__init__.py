@@ -1,7 +1,8 @@
 """Whole re-ID models registered in META_ARCH_REGISTRY."""
+from .agw import AGW
 from .baseline import Baseline, build_baseline, build_losses
 from .secap import SeCap
 from .transreid import TransReID
 from .vdt import VDT
 
-__all__ = ["Baseline", "build_baseline", "build_losses", "SeCap", "TransReID", "VDT"]
+__all__ = ["Baseline", "build_baseline", "build_losses", "SeCap", "TransReID", "VDT", "AGW"]
