@@ -363,3 +363,37 @@ def test_grad_clipper_from_config():
     clip = grad_clipper_from_config(cfg, opt)
     clip(params)
     assert all(float(p.grad.norm()) <= 5.0 + 1e-5 for p in params)
+
+
+def test_bias_rule_and_model_lr_factors_from_config():
+    """SOLVER.BIAS_RULE substring treats attention ``in_proj_bias`` as a bias; a model's ``param_lr_factors()``
+    multiplies the LR of the parameters it names (TF-CLIP's LARGE_FC_LR)."""
+    from torch import nn
+
+    from agreid.config import get_cfg
+    from agreid.solver import optimizer_from_config
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2)
+            self.classifier = nn.Linear(8, 3, bias=False)
+
+        def param_lr_factors(self):
+            return {"classifier.weight": 10.0}
+
+    cfg = get_cfg()
+    cfg.merge_from_list(["SOLVER.BASE_LR", "0.1", "SOLVER.BIAS_LR_FACTOR", "2.0"])
+    net = Net()
+
+    def lr_of(opt, name):
+        return next(g["lr"] for g in opt.param_groups if name in g["param_names"])
+
+    leaf = optimizer_from_config(cfg, net)
+    assert lr_of(leaf, "attn.in_proj_bias") == pytest.approx(0.1)
+    assert lr_of(leaf, "attn.out_proj.bias") == pytest.approx(0.2)
+    assert lr_of(leaf, "classifier.weight") == pytest.approx(1.0)
+    cfg.merge_from_list(["SOLVER.BIAS_RULE", "substring"])
+    sub = optimizer_from_config(cfg, net)
+    assert lr_of(sub, "attn.in_proj_bias") == pytest.approx(0.2)
+    assert lr_of(sub, "attn.in_proj_weight") == pytest.approx(0.1)

@@ -52,6 +52,33 @@ _C.MODEL.SECAP.PROMPT_DEPTH = 2  # SeCap: two-way decoder layers
 _C.MODEL.SECAP.USE_PRM = True  # SeCap: re-calibrate the prompts on g - v
 _C.MODEL.SECAP.ATTN_DOWNSAMPLE = 2  # SeCap: decoder attention width = EMBED_DIM / this
 
+# META_ARCHITECTURE CLIPReID / MSP (agreid/modeling/meta_arch/clipreid.py, msp.py). The towers come from the
+# OpenAI CLIP file MODEL.PRETRAIN_PATH (its own architecture); without it, random weights of MODEL.CLIP.NAME
+# with the dim overrides below (0 / []: the NAME's). SIE: MODEL.SIE.CAMERA / VIEW / COE with MODEL.NUM_CAMERAS /
+# NUM_VIEWS, added to the CLS token only (ViT). Stage 1 (prompts) uses SOLVER.STAGE1, stage 2 SOLVER.
+_C.MODEL.CLIP = CN()
+_C.MODEL.CLIP.NAME = "ViT-B-16"  # ViT-B-16 or RN50 (the reference MODEL.NAME)
+_C.MODEL.CLIP.STRIDE_SIZE = 16  # ViT patch stride: 16 (16x8 grid at 256x128) or 12 (overlapping, 21x10)
+_C.MODEL.CLIP.PROMPT = "A photo of a X X X X person."  # stage-1 template; the X run = learnable tokens
+_C.MODEL.CLIP.ID_LOSS_WEIGHT = 0.25  # stage 2: ID (label-smoothed CE, MODEL.LOSSES.CE) on both classifiers
+_C.MODEL.CLIP.TRIPLET_LOSS_WEIGHT = 1.0  # stage 2: triplet (MODEL.LOSSES.TRI) on the three features
+_C.MODEL.CLIP.I2T_LOSS_WEIGHT = 1.0  # stage 2: CE of projected image feature @ identity text features
+_C.MODEL.CLIP.EMBED_DIM = 0  # random build only: joint image-text width (512 ViT-B-16, 1024 RN50)
+_C.MODEL.CLIP.VISION_LAYERS = []  # random build only: ViT depth [12] or ResNet stages [3, 4, 6, 3]
+_C.MODEL.CLIP.VISION_WIDTH = 0  # random build only: ViT width 768 / ResNet stem width 64
+_C.MODEL.CLIP.VISION_PATCH_SIZE = 0  # random build only: ViT patch (kernel) size 16
+_C.MODEL.CLIP.VISION_GRID = 0  # random build only: pretrained grid side (14 ViT, 7 RN50), resized to the input
+_C.MODEL.CLIP.TEXT_WIDTH = 0  # random build only: text transformer width 512 (heads = width / 64)
+_C.MODEL.CLIP.TEXT_LAYERS = 0  # random build only: text transformer depth 12
+_C.MODEL.MSP = CN()  # META_ARCHITECTURE MSP: per-view prompt stages, then CLIP-ReID's stage 2 + view losses
+_C.MODEL.MSP.SKY_PROMPT = "A sky photo of a X X X X person."  # stage "prompt_sky" (aerial images)
+_C.MODEL.MSP.GROUND_PROMPT = "A ground photo of a X X X X person."  # stage "prompt_ground"
+_C.MODEL.MSP.AIR_LOSS_WEIGHT = 1.0  # CE of projected feature @ ground-prompt textsᵀ ("air" loss)
+_C.MODEL.MSP.GROUND_LOSS_WEIGHT = 0.1  # CE of projected feature @ sky-prompt textsᵀ over ground images
+_C.MODEL.MSP.MASK_AIR_LOSS = False  # True: the air loss over aerial images only (the reference uses all: bug)
+_C.MODEL.MSP.ALIGN_BY_PID = False  # True: per-view prompts indexed by the joint ids (same raw pid); False:
+# the reference's per-view relabelling, which only lines up when every identity has both views (else an error)
+
 _C.MODEL.AGW = CN()  # META_ARCHITECTURE AGW (backbone resnet50_nl); see agreid/modeling/meta_arch/agw.py
 _C.MODEL.AGW.TWO_STREAM = False  # one stem per modality (visible, infrared) before a shared trunk (VI AGW)
 _C.MODEL.AGW.STEM_RELU = True  # ReID-Survey's resnet50_nl stem has no ReLU: False
@@ -80,6 +107,8 @@ _C.MODEL.LOSSES.TRI.MARGIN = 0.3  # <= 0: soft margin
 _C.MODEL.LOSSES.TRI.HARD_MINING = True
 _C.MODEL.LOSSES.TRI.NORM_FEAT = False
 _C.MODEL.LOSSES.TRI.SCALE = 1.0
+_C.MODEL.LOSSES.SUPCON = CN()  # SupConLoss (CLIP-ReID stage 1, image <-> text)
+_C.MODEL.LOSSES.SUPCON.TEMPERATURE = 1.0  # the reference: 1 (on unnormalised features)
 _C.MODEL.LOSSES.WRT = CN()  # WeightedRegularizedTriplet (AGW)
 _C.MODEL.LOSSES.WRT.EXACT_SOFTMAX = False  # False: the references' weights (see losses/weighted_triplet.py)
 _C.MODEL.LOSSES.WRT.NORM_FEAT = False
@@ -132,6 +161,8 @@ _C.SOLVER = CN()
 _C.SOLVER.OPT = "Adam"  # Adam, AdamW, SGD
 _C.SOLVER.BASE_LR = 3.5e-4
 _C.SOLVER.BIAS_LR_FACTOR = 1.0
+_C.SOLVER.BIAS_RULE = "leaf"  # a bias is a parameter named "bias" (fast-reid); "substring": "bias" anywhere in
+# its name, as TransReID / CLIP-ReID / TF-CLIP (also attention in_proj_bias)
 _C.SOLVER.HEADS_LR_FACTOR = 1.0
 _C.SOLVER.WEIGHT_DECAY = 5e-4
 _C.SOLVER.WEIGHT_DECAY_BIAS = 5e-4

@@ -29,7 +29,7 @@ and ``bias`` (2 lr, 1e-4).
 from __future__ import annotations
 
 import inspect
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 import torch
 from torch import nn
@@ -49,11 +49,12 @@ def _is_head(name: str) -> bool:
 def param_groups(model: nn.Module, base_lr: float, weight_decay: float, bias_lr_factor: float = 1.0,
                  weight_decay_bias: float = 0.0, heads_lr_factor: float = 1.0, *,
                  weight_decay_norm: Optional[float] = None, bias_rule: str = "leaf",
-                 exclude: Optional[Set[int]] = None) -> List[dict]:
+                 exclude: Optional[Set[int]] = None, lr_factors: Optional[Mapping[str, float]] = None) -> List[dict]:
     """Trainable parameters in one group per distinct (lr, weight_decay), in first-use order.
 
     ``weight_decay_norm`` None (or negative) means ``weight_decay``. Parameters whose ``id`` is in ``exclude``
-    (those stepped by :class:`agreid.solver.own_optimizer.OwnOptimizers`) are left out. Each group is
+    (those stepped by :class:`agreid.solver.own_optimizer.OwnOptimizers`) are left out. ``lr_factors`` multiplies
+    the LR of the named parameters (a model's ``param_lr_factors()``, e.g. TF-CLIP's LARGE_FC_LR). Each group is
     ``{"name", "params", "param_names", "lr", "weight_decay"}``; the order of groups and of the
     parameters inside them follows ``model.named_parameters()``, so it is identical on every rank.
     """
@@ -80,6 +81,9 @@ def param_groups(model: nn.Module, base_lr: float, weight_decay: float, bias_lr_
         if _is_head(name):
             lr *= heads_lr_factor
             category = "heads" if category == "base" else f"heads_{category}"
+        if lr_factors and name in lr_factors:
+            lr *= float(lr_factors[name])
+            category = f"{category}_x{float(lr_factors[name]):g}"
         group = groups.setdefault((lr, wd), {"name": [], "params": [], "param_names": [], "lr": lr,
                                              "weight_decay": wd})
         if category not in group["name"]:
@@ -116,10 +120,14 @@ def build_optimizer(name: str, groups: Iterable[dict], base_lr: float, momentum:
 
 
 def optimizer_from_config(cfg, model: nn.Module, exclude: Optional[Set[int]] = None) -> torch.optim.Optimizer:
-    """SOLVER's optimizer over ``model``'s trainable parameters, except the ids in ``exclude``."""
+    """SOLVER's optimizer over ``model``'s trainable parameters, except the ids in ``exclude``; a model defining
+    ``param_lr_factors() -> {name: factor}`` gets those LR multipliers."""
     s = cfg.SOLVER
+    base = getattr(model, "module", model)
+    factors = base.param_lr_factors() if hasattr(base, "param_lr_factors") else None
     groups = param_groups(model, s.BASE_LR, s.WEIGHT_DECAY, s.BIAS_LR_FACTOR, s.WEIGHT_DECAY_BIAS,
-                          s.HEADS_LR_FACTOR, weight_decay_norm=s.get("WEIGHT_DECAY_NORM", -1.0), exclude=exclude)
+                          s.HEADS_LR_FACTOR, weight_decay_norm=s.get("WEIGHT_DECAY_NORM", -1.0),
+                          bias_rule=s.get("BIAS_RULE", "leaf"), exclude=exclude, lr_factors=factors)
     return build_optimizer(s.OPT, groups, s.BASE_LR, s.MOMENTUM, s.NESTEROV)
 
 

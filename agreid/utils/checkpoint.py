@@ -73,7 +73,9 @@ def load_checkpoint_file(path: str) -> Dict[str, Any]:
         why = next((ln.strip() for ln in first if "GLOBAL" in ln or "Unsupported" in ln), first[0] if first else "")
         raise CheckpointError(f"Checkpoint {path} holds pickled Python objects that weights-only loading refuses "
                               f"({why}). agreid never unpickles arbitrary code; re-save its state dict with "
-                              f"tensors only (e.g. torch.save(model.state_dict(), ...)) where it was made") from None
+                              f"tensors only (e.g. torch.save(model.state_dict(), ...)) where it was made; INSTALL.md, 'Checkpoints "
+                              f"saved by reference code', has the one-line re-save for the reference files that "
+                              f"need it (AGW's *_best.t, ReID-Survey's ignite checkpoints)") from None
     except Exception as e:
         raise CheckpointError(f"Cannot read checkpoint {path} (corrupt, truncated, or not a PyTorch file): "
                               f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None

@@ -40,3 +40,4 @@ __all__ = ["ConvertedState", "convert_reference_state"]
 from . import transreid  # noqa: E402,F401  (registers the TransReID format)
 from . import fastreid_secap  # noqa: E402,F401  (registers the SeCap / VDT fast-reid formats)
 from . import agw  # noqa: E402,F401  (registers the AGW cross-modal and ReID-Survey formats)
+from . import clipreid  # noqa: E402,F401  (registers the CLIP-ReID / MSP format)

@@ -3,8 +3,9 @@ from .center import CenterLoss
 from .cross_entropy import CrossEntropyLoss
 from .fastreid_cross_entropy import FastReIDCrossEntropyLoss
 from .orthogonality import OrthogonalityLoss
+from .supcon import SupConLoss
 from .triplet import TripletLoss, euclidean_dist
 from .weighted_triplet import WeightedRegularizedTriplet
 
 __all__ = ["CrossEntropyLoss", "FastReIDCrossEntropyLoss", "OrthogonalityLoss", "TripletLoss", "euclidean_dist",
-           "CenterLoss", "WeightedRegularizedTriplet"]
+           "CenterLoss", "WeightedRegularizedTriplet", "SupConLoss"]
