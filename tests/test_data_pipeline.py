@@ -365,3 +365,19 @@ def test_build_dataset_names_unknown_options():
 
     with pytest.raises(DatasetError, match=r"AGDemo does not take the option\(s\) num_ids; it takes: seed"):
         build_dataset("AGDemo", "/nonexistent", num_ids=3)
+
+
+def test_bicubic_training_resize_and_random_erasing_fill_from_config():
+    """INPUT.INTERPOLATION_TRAIN and INPUT.REA.FILL reach the training transforms; a bad value is a ConfigError."""
+    from agreid.config import ConfigError, get_cfg
+    from agreid.data.opencv import cv2
+    from agreid.data.transforms import build_transforms
+
+    cfg = get_cfg()
+    cfg.merge_from_list(["INPUT.INTERPOLATION_TRAIN", "bicubic", "INPUT.REA.FILL", "random"])
+    steps = build_transforms(cfg, is_train=True).transforms
+    assert steps[0].interpolation == cv2.INTER_CUBIC and steps[-1].fill == "random"
+    assert build_transforms(cfg, is_train=False).transforms[0].interpolation == cv2.INTER_LINEAR
+    cfg.merge_from_list(["INPUT.INTERPOLATION_TRAIN", "nearest"])
+    with pytest.raises(ConfigError, match="INTERPOLATION_TRAIN"):
+        build_transforms(cfg, is_train=True)

@@ -16,6 +16,9 @@ _C.MODEL.ALLOW_PARTIAL_WEIGHTS = False  # True: MODEL.WEIGHTS may miss model ten
 _C.MODEL.PRETRAIN_PATH = ""  # local file of backbone weights (ImageNet / CLIP); never downloaded
 _C.MODEL.NUM_CAMERAS = 0  # cameras seen in training (SIE); 0: set from the training data
 _C.MODEL.NUM_VIEWS = 0  # view codes seen in training (SIE); 0: set from the training data
+_C.MODEL.ATTRIBUTE_NAMES = []  # attributes labelled in the batches (SVPR's ASMoE heads), in order; empty: the
+# training set's when its batches carry attribute_labels (else attribute_<i> for given ATTRIBUTE_CLASSES)
+_C.MODEL.ATTRIBUTE_CLASSES = []  # class count per attribute; empty: the training set's (none: attribute heads off)
 
 _C.MODEL.BACKBONE = CN()
 _C.MODEL.BACKBONE.NAME = "resnet50"  # resnet18, resnet50, vit
@@ -79,6 +82,33 @@ _C.MODEL.MSP.MASK_AIR_LOSS = False  # True: the air loss over aerial images only
 _C.MODEL.MSP.ALIGN_BY_PID = False  # True: per-view prompts indexed by the joint ids (same raw pid); False:
 # the reference's per-view relabelling, which only lines up when every identity has both views (else an error)
 
+# META_ARCHITECTURE SVPR (SVPR-ReID; agreid/modeling/meta_arch/svpr.py): CLIP ViT from MODEL.PRETRAIN_PATH /
+# MODEL.CLIP.* (NAME, STRIDE_SIZE, random-build dims); batches need DATASETS.OPTIONS '["captions=svpr"]'.
+_C.MODEL.SVPR = CN()  # attributes: MODEL.ATTRIBUTE_NAMES / ATTRIBUTE_CLASSES
+_C.MODEL.SVPR.TEXT_LENGTH = 100  # text context (CLIP's 77 position rows interpolated); = the data's caption_length
+_C.MODEL.SVPR.TEXT_PROMPTS = 4  # learnable vectors added at the caption's X positions
+_C.MODEL.SVPR.VIEW_PROMPTS = 4  # learnable vectors replacing the view template's X positions
+_C.MODEL.SVPR.VIEW_CLASSES = 3  # view head classes (the reference's 3)
+_C.MODEL.SVPR.VIEW_WORD_INDEX = []  # view label -> word row (0 ground, 1 aerial, 2 end-of-text); []: the label
+# itself (reference: AG-ReID.v2's UAV label 2 gets the end-of-text embedding); [0, 1, 1] gives UAV "aerial"
+_C.MODEL.SVPR.FREEZE_TEXT = True  # text tower frozen (reference FREEZE_TEXT)
+_C.MODEL.SVPR.PROMPT_DROPOUT = 0.1  # dropout of the text / view prompt MLPs (inverseNet_T2I / P2I)
+_C.MODEL.SVPR.NUM_EXPERTS = 4  # ASMoE experts
+_C.MODEL.SVPR.EXPERT_TOPK = 3  # experts mixed per attribute
+_C.MODEL.SVPR.ATTRIBUTE_TOPK = 0.7  # fraction of attributes mixed into the attribute feature
+_C.MODEL.SVPR.CVPR_STAGES = 3  # CVPR rounds (one shared block)
+_C.MODEL.SVPR.CVPR_TOPK = 0.5  # fraction of candidate patches kept per round
+_C.MODEL.SVPR.CVPR_RESIDUAL = 0.1  # patches + this x CVPR's patches before the local branch
+_C.MODEL.SVPR.CVPR_RESIDUAL_ALL = True  # reference: the residual adds every patch (unselected ones x 1.1)
+_C.MODEL.SVPR.CVPR_BATCH_CONTEXT = True  # reference bug: CVPR's context mixes the batch's attribute features
+_C.MODEL.SVPR.CVPR_SCATTER_BY_SCORE = True  # reference bug: refined patches written to other selected positions
+_C.MODEL.SVPR.LOCAL_PATCHES = 128  # local weight rows (reference: 128, 256x128 at stride 16); 0: the grid's
+_C.MODEL.SVPR.ID_LOSS_WEIGHT = 0.25  # CE(cls) + mean(CE(cvpr), CE(local)); smoothing MODEL.LOSSES.CE.EPSILON
+_C.MODEL.SVPR.TRIPLET_LOSS_WEIGHT = 1.0  # Tri(cls) + mean over cvpr, local, x11 CLS; MODEL.LOSSES.TRI
+_C.MODEL.SVPR.VIEW_LOSS_WEIGHT = 1.0  # smoothed view CE + mean|cos(cls, view feature)|
+_C.MODEL.SVPR.VIEW_SMOOTHING_OVER_IDS = True  # reference: the view CE smooths with epsilon / identities
+_C.MODEL.SVPR.ATTR_LOSS_WEIGHT = 0.05  # sum of the attribute CEs
+
 _C.MODEL.AGW = CN()  # META_ARCHITECTURE AGW (backbone resnet50_nl); see agreid/modeling/meta_arch/agw.py
 _C.MODEL.AGW.TWO_STREAM = False  # one stem per modality (visible, infrared) before a shared trunk (VI AGW)
 _C.MODEL.AGW.STEM_RELU = True  # ReID-Survey's resnet50_nl stem has no ReLU: False
@@ -121,6 +151,7 @@ _C.MODEL.LOSSES.CENTER.FEAT_DIM = 2048  # width of the features it reads (featur
 _C.INPUT = CN()
 _C.INPUT.SIZE_TRAIN = [256, 128]  # (height, width)
 _C.INPUT.SIZE_TEST = [256, 128]
+_C.INPUT.INTERPOLATION_TRAIN = "bilinear"  # training resize: bilinear or bicubic (SVPR-ReID); tests: bilinear
 _C.INPUT.NORM = "imagenet"  # imagenet, clip or half (mean = std = 0.5) statistics
 _C.INPUT.DECODER = "opencv"  # opencv or pil
 _C.INPUT.SEQ_LEN = 8  # frames per clip for video (tracklet) datasets
@@ -135,6 +166,8 @@ _C.INPUT.PADDING.SIZE = 10
 _C.INPUT.REA = CN()  # random erasing
 _C.INPUT.REA.ENABLED = True
 _C.INPUT.REA.PROB = 0.5
+_C.INPUT.REA.FILL = "mean"  # mean (zeros after normalisation, fast-reid) or random (per-pixel normal: timm's
+# mode "pixel", SVPR-ReID)
 _C.INPUT.CJ = CN()  # colour jitter
 _C.INPUT.CJ.ENABLED = False
 _C.INPUT.CJ.PROB = 0.5

@@ -83,13 +83,28 @@ def _worker_init(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
+def labelled_attributes(datasets: Sequence[ReIDDataset], records: Sequence[ImageRecord]) -> Tuple[Tuple[str, int], ...]:
+    """The (name, class count) pairs of the attributes the training batches label (``attribute_labels``, e.g.
+    SVPR captions), () when they carry none; training sets that label different attributes are an error."""
+    from agreid.data.records import BATCH_EXTRAS
+
+    labels = records[0].extras.get(BATCH_EXTRAS, {}).get("attribute_labels") if records else None
+    if labels is None or len(labels) == 0:
+        return ()
+    found = {ds.name: tuple(ds.attribute_classes) for ds in datasets}
+    if len(set(found.values())) > 1:
+        raise ConfigError(f"The training sets {', '.join(found)} label different attributes; they cannot share "
+                          f"attribute heads (train on one, or set MODEL.ATTRIBUTE_NAMES / ATTRIBUTE_CLASSES)")
+    return next(iter(found.values()))
+
+
 def build_train_loader(cfg: Any) -> Tuple[DataLoader, TrainBatchSampler, int]:
     """The training DataLoader, its batch sampler and the number of classes.
 
     Call ``batch_sampler.set_epoch(e)`` before iterating the loader once per epoch.
     """
     root = resolve_root(cfg.DATASETS.ROOT_DIR)
-    records, num_classes, _ = build_train_set(list(cfg.DATASETS.NAMES), root, list(cfg.DATASETS.OPTIONS))
+    records, num_classes, datasets = build_train_set(list(cfg.DATASETS.NAMES), root, list(cfg.DATASETS.OPTIONS))
     sampler = SAMPLER_REGISTRY.get(cfg.DATALOADER.SAMPLER_TRAIN).from_config(
         cfg, records, comm.get_world_size(), comm.get_rank())
     transform = build_transforms(cfg, is_train=True)
@@ -100,6 +115,7 @@ def build_train_loader(cfg: Any) -> Tuple[DataLoader, TrainBatchSampler, int]:
                                             cfg.INPUT.DECODER)
     else:
         dataset = ReIDImageSet(records, transform, cfg.INPUT.DECODER)
+    dataset.attribute_classes = labelled_attributes(datasets, records)
     loader = _loader(dataset, sampler, int(cfg.DATALOADER.NUM_WORKERS))
     return loader, sampler, num_classes
 

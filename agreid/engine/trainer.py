@@ -59,7 +59,9 @@ class DefaultTrainer(SimpleTrainer):
         records = list(train_records)
         for _, proto in protocols:
             records += list(proto.query) + list(proto.gallery)
-        cfg = self.auto_scale_hyperparams(cfg, num_classes, side_info_counts(records))
+        side_info = {**side_info_counts(records),
+                     "attribute_classes": getattr(getattr(data_loader, "dataset", None), "attribute_classes", ())}
+        cfg = self.auto_scale_hyperparams(cfg, num_classes, side_info)
         model = self.build_model(cfg, device)
         amp = AMP_DTYPES[cfg.SOLVER.AMP.DTYPE] if cfg.SOLVER.AMP.ENABLED else None
         if amp is not None and device.type != "cuda":
@@ -89,11 +91,13 @@ class DefaultTrainer(SimpleTrainer):
 
     @classmethod
     def auto_scale_hyperparams(cls, cfg: CfgNode, num_classes: int,
-                               side_info: Optional[Mapping[str, int]] = None) -> CfgNode:
-        """Set MODEL.HEADS.NUM_CLASSES from the training data (and MODEL.NUM_CAMERAS / NUM_VIEWS where 0).
+                               side_info: Optional[Mapping[str, Any]] = None) -> CfgNode:
+        """Set MODEL.HEADS.NUM_CLASSES from the training data (and MODEL.NUM_CAMERAS / NUM_VIEWS where 0,
+        MODEL.ATTRIBUTE_NAMES / ATTRIBUTE_CLASSES where empty).
 
         ``side_info`` holds ``cameras`` and ``views``: one more than the largest camera id and view
-        code among the training and test records, the sizes SIE embedding tables need.
+        code among the training and test records, the sizes SIE embedding tables need; and
+        ``attribute_classes``: the (name, class count) pairs the training batches label (SVPR captions).
         """
         cfg = cfg.clone()
         cfg.defrost()
@@ -109,6 +113,10 @@ class DefaultTrainer(SimpleTrainer):
             elif found > cfg.MODEL[key]:
                 raise ConfigError(f"MODEL.{key}={cfg.MODEL[key]} but the data has {name} ids up to "
                                   f"{found - 1}; set it to at least {found} (or 0 to take it from the data)")
+        attributes = side_info.get("attribute_classes") or ()
+        if attributes and not cfg.MODEL.ATTRIBUTE_CLASSES:
+            cfg.MODEL.ATTRIBUTE_NAMES = [str(n) for n, _ in attributes]
+            cfg.MODEL.ATTRIBUTE_CLASSES = [int(c) for _, c in attributes]
         cfg.freeze()
         world = comm.get_world_size()
         per_rank = cfg.SOLVER.IMS_PER_BATCH // world

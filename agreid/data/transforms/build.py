@@ -3,11 +3,17 @@ from __future__ import annotations
 
 from typing import Any, List
 
+from agreid.config.config import ConfigError
+from agreid.data.opencv import cv2
+
 from agreid.data.transforms.compose import Compose
 from agreid.data.transforms.erasing import RandomErasing
 from agreid.data.transforms.geometric import PadRandomCrop, RandomHorizontalFlip, Resize
 from agreid.data.transforms.photometric import ColorJitter
 from agreid.data.transforms.tensor import ToTensorNormalize, norm_stats
+
+
+INTERPOLATIONS = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
 
 
 def build_transforms(cfg: Any, is_train: bool) -> Compose:
@@ -19,7 +25,10 @@ def build_transforms(cfg: Any, is_train: bool) -> Compose:
     mean, std = norm_stats(inp.NORM)
     if not is_train:
         return Compose([Resize(inp.SIZE_TEST), ToTensorNormalize(mean, std)])
-    steps: List[Any] = [Resize(inp.SIZE_TRAIN)]
+    if inp.INTERPOLATION_TRAIN not in INTERPOLATIONS:
+        raise ConfigError(f"INPUT.INTERPOLATION_TRAIN must be one of {', '.join(INTERPOLATIONS)}, "
+                          f"got '{inp.INTERPOLATION_TRAIN}'")
+    steps: List[Any] = [Resize(inp.SIZE_TRAIN, INTERPOLATIONS[inp.INTERPOLATION_TRAIN])]
     if inp.FLIP.ENABLED:
         steps.append(RandomHorizontalFlip(inp.FLIP.PROB))
     if inp.PADDING.ENABLED and inp.PADDING.SIZE > 0:
@@ -28,5 +37,5 @@ def build_transforms(cfg: Any, is_train: bool) -> Compose:
         steps.append(ColorJitter(inp.CJ.PROB, inp.CJ.BRIGHTNESS, inp.CJ.CONTRAST, inp.CJ.SATURATION, inp.CJ.HUE))
     steps.append(ToTensorNormalize(mean, std))
     if inp.REA.ENABLED:
-        steps.append(RandomErasing(inp.REA.PROB))
+        steps.append(RandomErasing(inp.REA.PROB, fill=inp.REA.FILL))
     return Compose(steps)

@@ -4,8 +4,9 @@ from .baseline import Baseline, build_baseline, build_losses
 from .clipreid import CLIPReID
 from .msp import MSP
 from .secap import SeCap
+from .svpr import SVPR
 from .transreid import TransReID
 from .vdt import VDT
 
 __all__ = ["Baseline", "build_baseline", "build_losses", "SeCap", "TransReID", "VDT", "AGW", "CLIPReID",
-           "MSP"]
+           "MSP", "SVPR"]
