@@ -293,3 +293,15 @@ def test_save_results_atomic(tmp_path):
     assert loaded["A2G"]["num_valid"] == 98 and loaded["extra"]["cmc"] == [0.5, 1.0]
     with open(md_path) as f:
         assert f.read() == results_markdown(results)
+
+
+def test_soft_biometric_masking_is_opt_in_from_config():
+    """TEST.SOFT_BIOMETRICS reaches the scoring options only when enabled (it uses ground-truth attributes)."""
+    from agreid.config import get_cfg
+    from agreid.engine.testing import scoring_options
+
+    cfg = get_cfg()
+    assert scoring_options(cfg).soft_biometrics is None
+    cfg.merge_from_list(["TEST.SOFT_BIOMETRICS.ENABLED", "True", "TEST.SOFT_BIOMETRICS.PENALTY", "7.0"])
+    mask = scoring_options(cfg).soft_biometrics
+    assert mask is not None and mask.penalty == 7.0

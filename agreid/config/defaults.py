@@ -119,6 +119,32 @@ _C.MODEL.AGW.NECK_WEIGHT_STD = 0.0  # BNNeck weight ~ N(1, std): the cross-modal
 _C.MODEL.AGW.TEST_FEATURES = ["pool", "bn"]  # evaluated: pool (pre-BN) and/or bn (post-BN), one table each
 _C.MODEL.AGW.NORMALIZE_TEST_FEATURES = True  # L2-normalise them in the model (the cross-modal reference)
 
+# META_ARCHITECTURE TFCLIP: TF-CLIP and the X-TFCLIP extras; see agreid/modeling/meta_arch/tfclip.py. The frame
+# encoder is the ViT of MODEL.PRETRAIN_PATH (OpenAI CLIP; random MODEL.CLIP.* dims without it) at INPUT.SIZE_TRAIN
+# with stride MODEL.CLIP.STRIDE_SIZE; SIE is MODEL.SIE (CLS token only); clips are INPUT.SEQ_LEN frames.
+_C.MODEL.TFCLIP = CN()
+_C.MODEL.TFCLIP.POS_RESIZE = "bilinear"  # position-grid resize: bilinear (TF-CLIP) or bicubic (X-TFCLIP)
+_C.MODEL.TFCLIP.VIDEO_EMBED = False  # X-TFCLIP: learnable per-frame embedding added to each frame's CLS
+_C.MODEL.TFCLIP.ATTENTION_POOL = False  # X-TFCLIP: attention pooling instead of each of the five means
+_C.MODEL.TFCLIP.MEMORY_UPDATE = "add"  # add: M + SSP(M, v); learned (X-TFCLIP): s(a) M + (1 - s(a)) SSP(M, v)
+_C.MODEL.TFCLIP.NECK = "bn"  # bn (BatchNorm1d, frozen bias) or instance (X-TFCLIP: per-sample standardisation)
+_C.MODEL.TFCLIP.ID_LOSS = "ls"  # ls: CE with MODEL.LOSSES.CE.EPSILON; ols (X-TFCLIP): online label smoothing
+_C.MODEL.TFCLIP.OLS_ALPHA = 0.5  # ols: weight of the hard CE (1 - alpha on the soft targets)
+_C.MODEL.TFCLIP.OLS_SMOOTHING = 0.1  # ols: label smoothing of the first epoch's soft targets
+_C.MODEL.TFCLIP.ID_LOSS_WEIGHT = 0.25
+_C.MODEL.TFCLIP.TRI_LOSS_WEIGHT = 1.0  # margin: MODEL.LOSSES.TRI.MARGIN
+_C.MODEL.TFCLIP.MEMORY_LOSS_WEIGHT = 1.0  # video-to-memory logits (the reference's I2T_LOSS_WEIGHT)
+_C.MODEL.TFCLIP.FRAME_LOSS_WEIGHT = 1.0  # per-frame TMD loss, divided by SEQ_LEN as in the reference
+_C.MODEL.TFCLIP.SSP_LAYERS = 2
+_C.MODEL.TFCLIP.SSP_DROPOUT = 0.1
+_C.MODEL.TFCLIP.TMD_LAYERS = 1
+_C.MODEL.TFCLIP.TMD_HEADS = 12
+_C.MODEL.TFCLIP.LARGE_FC_LR = 10.0  # LR factor of the TMD classifier (reference LARGE_FC_LR); 1 turns it off
+_C.MODEL.TFCLIP.GRAD_CENTRALIZATION = False  # X-TFCLIP: centre the gradients of every >1-D parameter
+_C.MODEL.TFCLIP.FLIP_TEST = False  # X-TFCLIP: test feature = mean of the clip's and its mirror's
+# K x 512 CLIP-Memory to use instead of building it; empty: clip_memory.pt beside MODEL.WEIGHTS if it exists
+_C.MODEL.TFCLIP.MEMORY_FILE = ""
+
 _C.MODEL.HEADS = CN()
 _C.MODEL.HEADS.NAME = "BNNeckHead"
 _C.MODEL.HEADS.POOL = "avg"  # avg, gem (fixed GEM_P), gem_learn (learnable p), gem_add_eps, max, token (ViT)
@@ -281,3 +307,11 @@ _C.TEST.AQE.ENABLED = False
 _C.TEST.AQE.QE_TIME = 1
 _C.TEST.AQE.QE_K = 5
 _C.TEST.AQE.ALPHA = 3.0
+# X-TFCLIP's soft-biometric distance masking: USES GROUND-TRUTH ATTRIBUTES OF THE TEST IDENTITIES (AG-VPReID
+# attribute CSVs); off by default, logged and marked "[GT attributes]" in the results table when on.
+# See agreid/evaluation/soft_biometrics.py.
+_C.TEST.SOFT_BIOMETRICS = CN()
+_C.TEST.SOFT_BIOMETRICS.ENABLED = False
+_C.TEST.SOFT_BIOMETRICS.COLUMNS = [0, 1, 4, 3]  # attribute columns compared: gender, age, ethnicity, body volume
+_C.TEST.SOFT_BIOMETRICS.UNKNOWN = [2, 8, 4, 3]  # each column's "unknown" code (never penalised)
+_C.TEST.SOFT_BIOMETRICS.PENALTY = 100.0  # added to the distance per known, differing attribute

@@ -20,13 +20,15 @@ logger = logging.getLogger("agreid.evaluation")
 def scoring_options(cfg: CfgNode):
     """The TEST.* keys that turn features into metrics."""
     from agreid.evaluation import ScoringOptions
+    from agreid.evaluation.soft_biometrics import soft_biometric_options
 
     t = cfg.TEST
     return ScoringOptions(
         metric=t.METRIC, feat_norm=t.FEAT_NORM, max_rank=t.MAX_RANK, roc=t.ROC,
         rerank=(t.RERANK.K1, t.RERANK.K2, t.RERANK.LAMBDA) if t.RERANK.ENABLED else None,
         rerank_max_items=t.RERANK.MAX_ITEMS,
-        aqe=(t.AQE.QE_TIME, t.AQE.QE_K, t.AQE.ALPHA) if t.AQE.ENABLED else None)
+        aqe=(t.AQE.QE_TIME, t.AQE.QE_K, t.AQE.ALPHA) if t.AQE.ENABLED else None,
+        soft_biometrics=soft_biometric_options(cfg))
 
 
 def group_by_dataset(protocols: List[Tuple[str, Protocol]]) -> "OrderedDict[str, Dict[str, Protocol]]":

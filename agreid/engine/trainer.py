@@ -186,12 +186,17 @@ class DefaultTrainer(SimpleTrainer):
     def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
         if comm.get_world_size() == 1:
             return model
+        # broadcast_buffers False: buffers a model updates itself (online label smoothing's statistics) must not be
+        # overwritten by rank 0's every step; BufferSync averages them at each epoch end. A model whose reference
+        # keeps parameters that never get a gradient says so with ``ddp_find_unused_parameters``.
+        unused = bool(getattr(model, "ddp_find_unused_parameters", False))
         if device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            return nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
+            return nn.parallel.DistributedDataParallel(model, device_ids=[device.index], broadcast_buffers=False,
+                                                       find_unused_parameters=unused)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
-            return nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
+            return nn.parallel.DistributedDataParallel(model, broadcast_buffers=False, find_unused_parameters=unused)
 
     def register_hooks(self, new_hooks) -> None:
         """Hooks registered from outside (not by ``build_hooks``) stay registered in every later stage."""

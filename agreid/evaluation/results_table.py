@@ -27,8 +27,13 @@ def _cell(row: Mapping[str, Any], key: str) -> str:
     return "-" if value is None else f"{float(value):.2f}"
 
 
+GT_MARK = " [GT attributes]"
+"""Appended to a protocol scored with ground-truth soft-biometric masking (``uses_gt_attributes``)."""
+
+
 def _rows(results: Mapping[str, Mapping[str, Any]]):
-    return [[str(name)] + [_cell(row, key) for _, key in COLUMNS] for name, row in results.items()]
+    return [[str(name) + (GT_MARK if row.get("uses_gt_attributes") else "")] + [_cell(row, key) for _, key in COLUMNS]
+            for name, row in results.items()]
 
 
 def format_results_table(results: Mapping[str, Mapping[str, float]]) -> str:

@@ -29,6 +29,7 @@ class ScoringOptions:
     rerank_max_items: int = 40000
     aqe: Optional[Tuple[int, int, float]] = None
     roc: bool = False
+    soft_biometrics: Optional[Any] = None  # a SoftBiometricMask: adds GT-attribute penalties (X-TFCLIP, opt-in)
 
 
 def record_labels(records: Sequence[ImageRecord]) -> Dict[str, np.ndarray]:
@@ -70,6 +71,10 @@ def score_features(qf: torch.Tensor, gf: torch.Tensor, q_records: Sequence[Image
                          f"records ({len(q_records)} query, {len(g_records)} gallery)")
     q, g = record_labels(q_records), record_labels(g_records)
     dist = _distance(qf, gf, opts)
+    if opts.soft_biometrics is not None:
+        from agreid.evaluation.soft_biometrics import apply_soft_biometrics
+
+        dist = apply_soft_biometrics(dist, q_records, g_records, opts.soft_biometrics)
     res = evaluate_ranking(dist, q["pids"], g["pids"], q["camids"], g["camids"], rule=rule,
                            q_views=q["views"], g_views=g["views"], max_rank=opts.max_rank,
                            q_times=q["times"], g_times=g["times"], cmc_mode=cmc)
@@ -84,6 +89,10 @@ def score_features(qf: torch.Tensor, gf: torch.Tensor, q_records: Sequence[Image
         roc = tpr_at_fpr(dist, q["pids"], g["pids"], q["camids"], g["camids"], rule=rule,
                          q_views=q["views"], g_views=g["views"], q_times=q["times"], g_times=g["times"])
         out.update({k: 100.0 * v for k, v in roc.items()})
+    if opts.soft_biometrics is not None:
+        from agreid.evaluation.soft_biometrics import GT_FLAG
+
+        out[GT_FLAG] = 1.0
     out["num_query"] = len(q_records)
     out["num_valid"] = int(res["num_valid"])
     return out

@@ -40,5 +40,6 @@ __all__ = ["ConvertedState", "convert_reference_state"]
 from . import transreid  # noqa: E402,F401  (registers the TransReID format)
 from . import fastreid_secap  # noqa: E402,F401  (registers the SeCap / VDT fast-reid formats)
 from . import agw  # noqa: E402,F401  (registers the AGW cross-modal and ReID-Survey formats)
+from . import tfclip  # noqa: E402,F401  (registers the TF-CLIP / X-TFCLIP format)
 from . import clipreid  # noqa: E402,F401  (registers the CLIP-ReID / MSP format)
 from . import svpr  # noqa: E402,F401  (registers the SVPR-ReID format)
