@@ -101,3 +101,16 @@ def test_rng_state_round_trip(tmp_path):
     a = (random.random(), np.random.rand(), torch.rand(1).item())
     set_rng_state(load_checkpoint_file(path)["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == a
+
+
+def test_saved_constant_of_an_older_model_is_not_unexpected():
+    """A fixed GeM exponent is a constant (non-persistent buffer); files that saved it still load cleanly."""
+    from agreid.modeling.heads.pooling import GeMPool
+
+    model = nn.Sequential(nn.Linear(2, 2))
+    model.add_module("pool", GeMPool(3.0))
+    state = dict(model.state_dict())
+    assert "pool.p" not in state
+    state["pool.p"] = torch.tensor(3.0)
+    report = load_model_weights(model, state)
+    assert report["unexpected"] == [] and report["missing"] == []

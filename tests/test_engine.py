@@ -7,7 +7,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 from engine_helpers import (DEMO_CONFIG, REPO, assert_same_weights, ddp_train_worker, final_weights,
                             interrupt_then_resume, run_cli, tiny_opts)

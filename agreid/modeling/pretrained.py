@@ -10,7 +10,7 @@ import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -56,6 +56,16 @@ class LoadReport:
         return "\n".join(lines)
 
 
+def unwrap_state_dict(obj: Any) -> Any:
+    """The state dict inside training-checkpoint wrappers (``{"state_dict": ...}``, ``{"model": ...}``, nested)."""
+    while isinstance(obj, Mapping):
+        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    return obj
+
+
 def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     """Read a state dict from ``.pth``/``.pt``/``.bin`` (``torch.load``, weights only) or ``.safetensors``.
 
@@ -74,11 +84,7 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     except Exception as e:
         raise RuntimeError(f"Could not read pretrained weights MODEL.PRETRAIN_PATH='{path}': "
                            f"{type(e).__name__}: {e}") from e
-    while isinstance(obj, Mapping):
-        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
-        if inner is None:
-            break
-        obj = inner
+    obj = unwrap_state_dict(obj)
     if not isinstance(obj, Mapping):
         raise RuntimeError(f"MODEL.PRETRAIN_PATH='{path}' holds a {type(obj).__name__}, not a state dict")
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}

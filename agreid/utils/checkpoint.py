@@ -140,7 +140,8 @@ def load_model_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     memory, its dead weights listed. Model tensors missing from the file or of another shape are an
     error unless ``allow_partial`` (MODEL.ALLOW_PARTIAL_WEIGHTS); the one expected exception is a
     classifier of another class count (or absent), which is skipped and reported. File keys the
-    model does not have are reported, not an error.
+    model does not have are reported, not an error; those naming a constant of the model (a non-persistent
+    buffer, such as a fixed GeM exponent older checkpoints saved) are dropped silently.
     """
     model = unwrap_model(model)
     own = model.state_dict()
@@ -168,7 +169,8 @@ def load_model_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
     shape_keys = {m.split(":")[0] for m in mismatched + cls_mismatched}
     missing_cls = [k for k in missing if _is_classifier(k) and k not in shape_keys]
     missing = [k for k in missing if not _is_classifier(k) and k not in shape_keys]
-    unexpected = [k for k in sd if k not in own]
+    constants = {name for name, _ in model.named_buffers()} - set(own)  # non-persistent buffers (e.g. a fixed GeM p)
+    unexpected = [k for k in sd if k not in own and k not in constants]
     unused_cls = [k for k in unexpected if _is_classifier(k)]
     unexpected = [k for k in unexpected if not _is_classifier(k)]
     via = f" (converted from the {fmt} format)" if fmt else ""

@@ -28,9 +28,10 @@ import torch
 
 from agreid.utils.errors import CheckpointError
 
+from ..pretrained import unwrap_state_dict
+
 # entries of the OpenAI files that are not weights (ints), removed before loading, as every reference does
 NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size")
-WRAPPER_KEYS = ("state_dict", "model")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,19 @@ def named_dims(name: str, **overrides) -> CLIPDims:
     return dims
 
 
+def clip_dims_from_config(clip_cfg) -> CLIPDims:
+    """MODEL.CLIP's architecture: NAME's dims with the random-build overrides (EMBED_DIM, VISION_*, TEXT_*)."""
+    from agreid.config.config import ConfigError
+
+    c = clip_cfg
+    try:
+        return named_dims(c.NAME, embed_dim=c.EMBED_DIM, vision_layers=list(c.VISION_LAYERS),
+                          vision_width=c.VISION_WIDTH, vision_patch_size=c.VISION_PATCH_SIZE,
+                          vision_grid=c.VISION_GRID, text_width=c.TEXT_WIDTH, text_layers=c.TEXT_LAYERS)
+    except ValueError as e:
+        raise ConfigError(f"MODEL.CLIP: {e}") from None
+
+
 def _is_torchscript_archive(path: str) -> bool:
     """True for a zip whose entries include TorchScript code (``<root>/code/`` or ``constants.pkl``)."""
     if not zipfile.is_zipfile(path):
@@ -125,11 +139,7 @@ def read_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
     except Exception as e:
         raise CheckpointError(f"Cannot read CLIP weights '{path}': {type(e).__name__}: "
                               f"{(str(e).strip().splitlines() or [''])[0]}") from None
-    while isinstance(obj, Mapping):
-        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
-        if inner is None:
-            break
-        obj = inner
+    obj = unwrap_state_dict(obj)
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"CLIP weights '{path}' hold a {type(obj).__name__}, not a state dict")
     state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()

@@ -32,6 +32,7 @@ from torch import nn
 
 from agreid.registries import BACKBONE_REGISTRY
 
+from ..layers.init import init_linear_trunc_normal
 from ..pretrained import (LoadReport, adapt_state_dict, load_into, read_state_dict, resize_pos_embed,
                           strip_prefixes)
 from .vit import StridedPatchEmbed
@@ -81,11 +82,7 @@ class MultiViewViT(nn.Module):
     def _init_weights(self) -> None:
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        for m in self.blocks.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        self.blocks.apply(init_linear_trunc_normal)
 
     @staticmethod
     def _subtract(x: torch.Tensor) -> torch.Tensor:

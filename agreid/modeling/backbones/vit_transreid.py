@@ -20,12 +20,14 @@ from torch import nn
 from agreid.config.config import ConfigError
 from agreid.registries import BACKBONE_REGISTRY
 
+from ..layers.init import init_linear_trunc_normal
+from ..layers.sie import sie_rows
 from ..pretrained import LoadReport, load_into, read_state_dict, resize_pos_embed, strip_prefixes
 from .vit import StridedPatchEmbed
 
 logger = logging.getLogger(__name__)
 
-SIE_MODES = ("none", "camera", "view", "camera_view")
+
 
 
 def sie_mode(num_cameras: int, num_views: int) -> str:
@@ -85,20 +87,10 @@ class TransReIDViT(nn.Module):
         self.norm = norm_layer(embed_dim)
         trunc_normal_(self.cls_token, std=0.02)
         trunc_normal_(self.pos_embed, std=0.02)
-        self.apply(self._init_weights)
+        self.apply(init_linear_trunc_normal)
         proj = self.patch_embed.proj
         n = proj.kernel_size[0] * proj.kernel_size[1] * proj.out_channels
         nn.init.normal_(proj.weight, 0.0, math.sqrt(2.0 / n))
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
     @torch.jit.ignore
     def no_weight_decay(self) -> set:
@@ -116,25 +108,8 @@ class TransReIDViT(nn.Module):
         return last, norm
 
     def sie_index(self, camids: Optional[torch.Tensor], views: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-        """Row of ``sie_embed`` for each image (None without SIE); a missing or out-of-range label is an error."""
-        if self.sie_mode == "none":
-            return None
-        labels = []
-        if self.sie_mode in ("camera", "camera_view"):
-            labels.append((camids, self.num_cameras, "camera id", "MODEL.NUM_CAMERAS"))
-        if self.sie_mode in ("view", "camera_view"):
-            labels.append((views, self.num_views, "view code", "MODEL.NUM_VIEWS"))
-        for t, n, what, key in labels:
-            if t is None:
-                raise ValueError(f"SIE ({self.sie_mode}) needs each image's {what} in the batch")
-            # checked where it costs nothing (CPU tensors); on a GPU a host sync per step would stall it, and an
-            # out-of-range index fails in the embedding lookup anyway
-            if t.device.type == "cpu" and bool(((t < 0) | (t >= n)).any()):
-                raise ValueError(f"SIE: {what}s {t.unique().tolist()} are outside the {n} this model was built "
-                                 f"for ({key}; ids index the table directly, so it must exceed the largest one)")
-        if self.sie_mode == "camera_view":
-            return camids * self.num_views + views
-        return camids if self.sie_mode == "camera" else views
+        """Row of ``sie_embed`` for each image (None without SIE), see :func:`sie_rows`."""
+        return sie_rows(self.sie_mode, camids, views, self.num_cameras, self.num_views)
 
     def forward(self, x: torch.Tensor, camids: Optional[torch.Tensor] = None,
                 views: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .svpr_blocks import BNClassifier, PlainMLP, TokenCrossAttention, init_linear_trunc_normal
+from .init import init_linear_trunc_normal
+from .svpr_blocks import BNClassifier, PlainMLP, TokenCrossAttention
 
 
 class QuickGELU(nn.Module):

@@ -23,7 +23,8 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from .svpr_blocks import PlainMLP, TokenCrossAttention, TokenSelfAttention, init_linear_trunc_normal
+from .init import init_linear_trunc_normal
+from .svpr_blocks import PlainMLP, TokenCrossAttention, TokenSelfAttention
 
 
 class AttentionScoreMask(nn.Module):

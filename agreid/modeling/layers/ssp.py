@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from open_clip.transformer import QuickGELU
-from timm.layers import trunc_normal_
 from torch import nn
+
+from .init import init_linear_trunc_normal
 
 
 class SeparateQKVAttention(nn.Module):
@@ -78,17 +79,7 @@ class SequenceSpecificPrompt(nn.Module):
         self.out_proj = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim))
         self.decoder = nn.ModuleList(PromptGeneratorLayer(dim, num_heads, dropout) for _ in range(layers))
         self.alpha = nn.Parameter(torch.full((dim,), float(alpha)))
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+        self.apply(init_linear_trunc_normal)
 
     def forward(self, memory: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
         """``memory`` B×K×d, ``visual`` B×N×d → prompt B×K×d."""

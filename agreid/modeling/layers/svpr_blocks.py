@@ -11,8 +11,8 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from timm.layers import trunc_normal_
 from torch import nn
+
 
 
 def _tokens(x: torch.Tensor) -> torch.Tensor:
@@ -102,15 +102,4 @@ class BNClassifier(nn.Module):
         return self.classifier(feat), feat
 
 
-def init_linear_trunc_normal(module: nn.Module) -> None:
-    """The reference ``_init_weights``: Linear weights trunc-normal (std 0.02), biases 0; LayerNorms 1 / 0."""
-    if isinstance(module, nn.Linear):
-        trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
-
-
-__all__ = ["TokenCrossAttention", "TokenSelfAttention", "PlainMLP", "BNClassifier", "init_linear_trunc_normal"]
+__all__ = ["TokenCrossAttention", "TokenSelfAttention", "PlainMLP", "BNClassifier"]

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from ..backbones.clip_text import tokenize
-from .svpr_blocks import TokenCrossAttention, init_linear_trunc_normal
+from .init import init_linear_trunc_normal
+from .svpr_blocks import TokenCrossAttention
 
 PROMPT_START = 5  # the "X" run starts after SOT, "a", "photo", "of", "a" (hard-coded by the reference)
 VIEW_WORDS = "ground aerial"

@@ -24,6 +24,8 @@ from timm.layers import Mlp
 from timm.models.vision_transformer import Attention
 from torch import nn
 
+from .init import init_linear_trunc_normal
+
 from .projected_attention import ProjectedAttention
 
 
@@ -91,7 +93,7 @@ class TwoWayTransformer(nn.Module):
             for i in range(depth))
         self.final_attn_token_to_image = OutAttentionBlock(dim, num_heads, mlp_ratio)
         self.norm_final_attn = nn.LayerNorm(dim)
-        self.apply(_init_weights)
+        self.apply(init_linear_trunc_normal)
 
     def forward(self, image_tokens: torch.Tensor, image_pe: torch.Tensor,
                 query_tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -103,12 +105,3 @@ class TwoWayTransformer(nn.Module):
         return self.norm_final_attn(queries + out), keys
 
 
-def _init_weights(m: nn.Module) -> None:
-    """The reference's initialisation: truncated-normal (std 0.02) Linear weights, zero biases, unit LayerNorms."""
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)

@@ -32,7 +32,7 @@ from agreid.registries import BACKBONE_REGISTRY, META_ARCH_REGISTRY
 
 from ..backbones.resnet_nl import ResNetNL
 from ..heads.bnneck import BNNeckHead
-from .baseline import build_losses
+from .baseline import apply_losses, build_losses
 
 TEST_FEATURES = ("pool", "bn")
 
@@ -106,14 +106,7 @@ class AGW(nn.Module):
         outputs = {"cls_logits": classifier(feats["bn"]) if classifier is not None else None,
                    "features_before": feats["pool"], "features_after": feats["bn"]}
         targets = batch["targets"].to(self.device, non_blocking=True)
-        result = {}
-        for loss in self.losses:
-            inputs = outputs.get(loss.input_key)
-            if inputs is None:
-                raise RuntimeError(f"{type(loss).__name__} needs '{loss.input_key}', which AGW did not produce "
-                                   f"(set MODEL.HEADS.NUM_CLASSES to the number of training identities)")
-            result[f"loss_{loss.name}"] = loss(inputs, targets)
-        return result
+        return apply_losses(self.losses, outputs, targets)
 
 
 @META_ARCH_REGISTRY.register("AGW")

@@ -20,6 +20,21 @@ def build_losses(names: Sequence[str], cfg) -> nn.ModuleList:
     return losses
 
 
+def apply_losses(losses: Sequence[nn.Module], outputs: Mapping[str, Any],
+                 targets: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """``{"loss_<name>": loss(outputs[loss.input_key], targets)}`` for each loss; a missing output is an error."""
+    result = {}
+    for loss in losses:
+        inputs = outputs.get(loss.input_key)
+        if inputs is None:
+            hint = (" (the head has no classifier: set MODEL.HEADS.NUM_CLASSES to the number of "
+                    "training identities)") if loss.input_key == "cls_logits" else ""
+            raise RuntimeError(f"{type(loss).__name__} needs head output '{loss.input_key}', which the "
+                               f"model did not produce{hint}")
+        result[f"loss_{loss.name}"] = loss(inputs, targets)
+    return result
+
+
 class Baseline(nn.Module):
     """Backbone → head; training returns ``{"loss_<name>": scalar}`` for each loss, evaluation the B×D features.
 
@@ -61,16 +76,7 @@ class Baseline(nn.Module):
 
     def compute_losses(self, outputs: Mapping[str, torch.Tensor], targets: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Apply every loss to its head output and the identity targets."""
-        result = {}
-        for loss in self.losses:
-            inputs = outputs.get(loss.input_key)
-            if inputs is None:
-                hint = (" (the head has no classifier: set MODEL.HEADS.NUM_CLASSES to the number of "
-                        "training identities)") if loss.input_key == "cls_logits" else ""
-                raise RuntimeError(f"{type(loss).__name__} needs head output '{loss.input_key}', which the "
-                                   f"head did not produce{hint}")
-            result[f"loss_{loss.name}"] = loss(inputs, targets)
-        return result
+        return apply_losses(self.losses, outputs, targets)
 
 
 @META_ARCH_REGISTRY.register("Baseline")

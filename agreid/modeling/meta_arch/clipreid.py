@@ -18,7 +18,8 @@ from timm.layers import trunc_normal_
 from agreid.config.config import ConfigError
 from agreid.registries import META_ARCH_REGISTRY
 
-from ..backbones.clip_loading import load_clip, named_dims
+from ..backbones.clip_loading import clip_dims_from_config, load_clip
+from ..layers.sie import SIE_MODES, sie_rows
 from ..backbones.clip_resnet import ClipResNet
 from ..backbones.clip_text import ClipTextEncoder, PromptLearner
 from ..backbones.clip_vit import ClipViT
@@ -27,7 +28,6 @@ from ..losses.supcon import SupConLoss
 from ..losses.triplet import TripletLoss
 from ..stages import StageContext, StageSpec, freeze_all_but
 
-SIE_MODES = ("none", "camera", "view", "camera_view")
 FROZEN_IN_IMAGE_STAGE = ("prompt_learner.", "text_encoder.", "bottleneck.bias", "bottleneck_proj.bias")
 
 
@@ -115,12 +115,7 @@ class CLIPReID(nn.Module):
     def clip_from_config(cls, cfg) -> nn.Module:
         """open_clip CLIP from MODEL.PRETRAIN_PATH, or random weights of MODEL.CLIP.NAME (+ its dim overrides)."""
         c = cfg.MODEL.CLIP
-        try:
-            dims = named_dims(c.NAME, embed_dim=c.EMBED_DIM, vision_layers=list(c.VISION_LAYERS),
-                              vision_width=c.VISION_WIDTH, vision_patch_size=c.VISION_PATCH_SIZE,
-                              vision_grid=c.VISION_GRID, text_width=c.TEXT_WIDTH, text_layers=c.TEXT_LAYERS)
-        except ValueError as e:
-            raise ConfigError(f"MODEL.CLIP: {e}") from None
+        dims = clip_dims_from_config(c)
         model = load_clip(cfg.MODEL.PRETRAIN_PATH, dims)
         file_vit = hasattr(model.visual, "class_embedding")
         if file_vit != dims.is_vit:
@@ -198,24 +193,9 @@ class CLIPReID(nn.Module):
         return self.text_encoder(self.prompt_learner(labels, template), tokens)
 
     def sie_embedding(self, camids: Optional[torch.Tensor], views: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-        """``sie_coe · cv_embed[row]`` per image (None without SIE); a missing or out-of-range id is an error."""
-        if self.sie_mode == "none":
-            return None
-        labels = []
-        if self.sie_mode in ("camera", "camera_view"):
-            labels.append((camids, self.num_cameras, "camera id", "MODEL.NUM_CAMERAS"))
-        if self.sie_mode in ("view", "camera_view"):
-            labels.append((views, self.num_views, "view code", "MODEL.NUM_VIEWS"))
-        for t, n, what, key in labels:
-            if t is None:
-                raise ValueError(f"SIE ({self.sie_mode}) needs each image's {what} in the batch")
-            if t.device.type == "cpu" and bool(((t < 0) | (t >= n)).any()):
-                raise ValueError(f"SIE: {what}s {t.unique().tolist()} outside the {n} of {key}")
-        if self.sie_mode == "camera_view":
-            row = camids * self.num_views + views
-        else:
-            row = camids if self.sie_mode == "camera" else views
-        return self.sie_coe * self.cv_embed[row.long()]
+        """``sie_coe · cv_embed[row]`` per image (None without SIE); rows and errors of :func:`sie_rows`."""
+        rows = sie_rows(self.sie_mode, camids, views, self.num_cameras, self.num_views)
+        return None if rows is None else self.sie_coe * self.cv_embed[rows]
 
     def reference_views(self, views: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         """View codes as the reference indexes its SIE table (agreid's own codes for CLIP-ReID)."""

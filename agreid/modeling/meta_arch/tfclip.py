@@ -48,11 +48,12 @@ from agreid.config.config import ConfigError
 from agreid.modeling.stages import StageSpec, freeze_all_but
 from agreid.registries import META_ARCH_REGISTRY
 
-from ..backbones.clip_loading import load_clip, named_dims
+from ..backbones.clip_loading import clip_dims_from_config, load_clip
 from ..backbones.clip_vit import ClipViT
 from ..heads.instance_neck import InstanceNeck
 from ..layers.attention_pool import build_axis_pooling
 from ..layers.clip_memory import ClipMemory, dense_clip_records, memory_file_beside, read_memory_file
+from ..layers.sie import sie_rows
 from ..layers.ssp import SequenceSpecificPrompt
 from ..layers.tmd import TemporalMemoryDiffusion
 from ..losses.cross_entropy import CrossEntropyLoss
@@ -188,16 +189,8 @@ class TFCLIP(nn.Module):
         o = self.opts
         out = None
         if o.sie:
-            if (o.sie in ("camera", "camera_view") and camids is None) or (o.sie in ("view", "camera_view")
-                                                                           and views is None):
-                raise ValueError(f"TF-CLIP with SIE '{o.sie}' needs batch['camids'] / batch['views']")
-            index = {"camera": camids, "view": views}.get(o.sie)
-            if o.sie == "camera_view":
-                index = camids * o.num_views + views
-            # checked only on CPU tensors: on a GPU a host sync per step would stall it (the lookup fails anyway)
-            if index.device.type == "cpu" and bool(((index < 0) | (index >= self.sie_embed.shape[0])).any()):
-                raise ValueError(f"SIE index out of range [0, {self.sie_embed.shape[0]}): check MODEL.NUM_CAMERAS "
-                                 f"/ NUM_VIEWS against the data")
+            cams = o.sie_rows // o.num_views if o.sie == "camera_view" else o.sie_rows
+            index = sie_rows(o.sie, camids, views, cams, o.sie_rows if o.sie == "view" else o.num_views)
             out = (o.sie_coe * self.sie_embed[index]).repeat_interleave(self.num_frames, dim=0)
         if o.video_embed:
             frames = self.video_embed.repeat(batch, 1)
@@ -369,12 +362,7 @@ def build_frame_encoder(cfg) -> ClipViT:
     c, t = cfg.MODEL.CLIP, cfg.MODEL.TFCLIP
     if t.POS_RESIZE not in RESIZE_MODES:
         raise ConfigError(f"MODEL.TFCLIP.POS_RESIZE must be one of {RESIZE_MODES}, got '{t.POS_RESIZE}'")
-    try:
-        dims = named_dims(c.NAME, embed_dim=c.EMBED_DIM, vision_layers=list(c.VISION_LAYERS),
-                          vision_width=c.VISION_WIDTH, vision_patch_size=c.VISION_PATCH_SIZE,
-                          vision_grid=c.VISION_GRID, text_width=c.TEXT_WIDTH, text_layers=c.TEXT_LAYERS)
-    except ValueError as e:
-        raise ConfigError(f"MODEL.CLIP: {e}") from None
+    dims = clip_dims_from_config(c)
     if not dims.is_vit:
         raise ConfigError(f"TF-CLIP needs a CLIP ViT (MODEL.CLIP.NAME ViT-B-16), got '{c.NAME}'")
     clip = load_clip(cfg.MODEL.PRETRAIN_PATH, dims)
