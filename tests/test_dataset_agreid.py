@@ -98,8 +98,12 @@ def test_v1_train_ids_cameras_views_and_attributes(v1_root: Path) -> None:
 
 def test_v1_protocols(v1_root: Path) -> None:
     ds = build_dataset("AGReID", str(v1_root))
-    assert sorted(ds.protocols) == ["A2G", "G2A"]
+    assert sorted(ds.protocols) == ["A2G", "ALL_svpr", "G2A"]
     a2g, g2a = ds.protocol("A2G"), ds.protocol("G2A")
+    whole = ds.protocol("ALL_svpr")  # SVPR-ReID's mixed test: both query folders against both galleries
+    assert names(whole.query) == V1_FILES["query_all_c0"] + V1_FILES["query_all_c3"]
+    assert names(whole.gallery) == V1_FILES["bounding_box_test_all_c3"] + V1_FILES["bounding_box_test_all_c0"]
+    assert whole.rule == "market"
     assert names(a2g.query) == V1_FILES["query_all_c0"] and names(a2g.gallery) == V1_FILES["bounding_box_test_all_c3"]
     assert names(g2a.query) == V1_FILES["query_all_c3"] and names(g2a.gallery) == V1_FILES["bounding_box_test_all_c0"]
     assert a2g.rule == g2a.rule == "market"
@@ -184,7 +188,11 @@ def test_v2_from_protocol_files(v2_root: Path) -> None:
         "P0001T04041A0C0F0001.jpg": (0, 0, "aerial"), "P0001T04041A0C2F0002.jpg": (0, 2, "wearable"),
         "P0001T04041A0C3F0003.jpg": (0, 3, "cctv"), "P0005T04041A1C3F0004.jpg": (1, 3, "cctv")}
     assert all(r.extras["attributes"].shape == (88,) for r in ds.train)
-    assert sorted(ds.protocols) == ["A2C", "A2C_svpr", "A2W", "A2W_svpr", "C2A", "C2A_svpr", "W2A", "W2A_svpr"]
+    assert sorted(ds.protocols) == ["A2C", "A2C_svpr", "A2W", "A2W_svpr", "ALL_svpr", "C2A", "C2A_svpr", "W2A",
+                                    "W2A_svpr"]
+    whole = ds.protocol("ALL_svpr")  # SVPR-ReID's mixed test: every query image against the whole gallery
+    assert {r.view for r in whole.query} == {"aerial", "cctv", "wearable"} and whole.rule == "market"
+    assert sorted(names(whole.query)) == sorted(V2_QUERY) and sorted(names(whole.gallery)) == sorted(V2_GALLERY)
     files = {"A2C": "exp1_aerial_to_cctv.txt", "A2W": "exp2_aerial_to_wearable.txt",
              "C2A": "exp4_cctv_to_aerial.txt", "W2A": "exp5_wearable_to_aerial.txt"}
     views = {"A2C": ("aerial", "cctv"), "A2W": ("aerial", "wearable"), "C2A": ("cctv", "aerial"),

@@ -276,7 +276,7 @@ def test_trains_from_the_command_line_with_every_loss_term(fx, tmp_path):
 
 
 @pytest.mark.parametrize("dataset, steps, tests", [
-    ("CP2108", [30, 50], 4), ("AGReID", [30, 50, 80], 2), ("AGReIDv2", [30, 50, 80], 4), ("CARGO", [30, 50, 80], 6)])
+    ("CP2108", [30, 50], 4), ("AGReID", [30, 50, 80], 3), ("AGReIDv2", [30, 50, 80], 5), ("CARGO", [30, 50, 80], 6)])
 def test_dataset_configs(dataset, steps, tests):
     cfg = model_config(os.path.join(REPO, "configs", dataset, "svpr.yml"))
     assert cfg.MODEL.META_ARCHITECTURE == "SVPR" and "captions=svpr" in cfg.DATASETS.OPTIONS

@@ -204,7 +204,8 @@ def check_caption_attributes(text: Optional[CaptionOptions], with_attributes: bo
 
 @DATASET_REGISTRY.register("AGReID")
 class AGReID(ReIDDataset):
-    """AG-ReID v1: train on ``bounding_box_train``; protocols A2G and G2A, both with the market rule.
+    """AG-ReID v1: train on ``bounding_box_train``; protocols A2G and G2A, both with the market rule, and
+    SVPR-ReID's whole-set ``ALL_svpr`` (every query against both galleries).
 
     Identity = int(P+T+A), so one person at another altitude or time slot is another identity (the
     attribute rows are keyed the same way). The market rule removes nothing here because query and
@@ -241,4 +242,9 @@ class AGReID(ReIDDataset):
             splits = {k: with_svpr_captions(v, False, text, SVPR_VIEW_IDS, name) for k, v in splits.items()}
         protocols = {p: Protocol(query=tuple(splits[q]), gallery=tuple(splits[g]), rule="market")
                      for p, (q, g) in V1_PROTOCOLS.items()}
+        # SVPR-ReID's whole-set test ("AGReID", mode 'mix'): every query against both galleries; one camera per
+        # view, so the market rule removes the same identity seen from the query's own view
+        protocols["ALL_svpr"] = Protocol(query=tuple(r for q, _ in V1_PROTOCOLS.values() for r in splits[q]),
+                                         gallery=tuple(r for _, g in V1_PROTOCOLS.values() for r in splits[g]),
+                                         rule="market")
         super().__init__(name, train, protocols, root=data_dir)

@@ -87,6 +87,7 @@ class AGReIDv2(ReIDDataset):
     Assumed: the lists may sit next to the images (no inner ``AG-ReID.v2`` folder) and the
     ``.mat`` file next to the lists or the images.
 
+    ``ALL_svpr`` (every query against the whole gallery, SVPR-ReID's whole-set test) and
     ``A2C_svpr``, ``C2A_svpr``, ``A2W_svpr``, ``W2A_svpr`` are always built from the cameras as SVPR-ReID's
     ``AGReIDv2_AC`` / ``_CA`` / ``_AW`` / ``_WA`` (equal to the plain names under ``protocol_source='cameras'``).
     Option ``captions='svpr'`` adds SVPR's captions, 15 attribute labels and view labels (CCTV 0, wearable 1,
@@ -136,5 +137,6 @@ class AGReIDv2(ReIDDataset):
                                          f"C{qc if not q else gc} found under '{image_dir}'.", V2_LAYOUT)
             pairs[f"{p}_svpr"] = (q, g)
             pairs[p] = files.get(p, (q, g))
+        pairs["ALL_svpr"] = (query, gallery)  # SVPR-ReID's whole-set test ("AGReIDv2", mode 'mix')
         protocols = {p: Protocol(query=tuple(q), gallery=tuple(g), rule="market") for p, (q, g) in pairs.items()}
         super().__init__(name, train, protocols, root=data_dir)
