@@ -64,8 +64,8 @@ class DefaultTrainer(SimpleTrainer):
         cfg = self.auto_scale_hyperparams(cfg, num_classes, side_info)
         model = self.build_model(cfg, device)
         if not cfg.MODEL.PRETRAIN_PATH and not cfg.MODEL.WEIGHTS:
-            logger.warning("MODEL.PRETRAIN_PATH and MODEL.WEIGHTS are empty: training starts from random weights "
-                           "(the methods' recipes start from a pretrained file, see INSTALL.md)")
+            logger.info("MODEL.PRETRAIN_PATH and MODEL.WEIGHTS are empty: training starts from random weights "
+                        "(the methods' recipes start from a pretrained file, see INSTALL.md)")
         amp = AMP_DTYPES[cfg.SOLVER.AMP.DTYPE] if cfg.SOLVER.AMP.ENABLED else None
         if amp is not None and device.type != "cuda":
             logger.info("SOLVER.AMP.ENABLED is ignored on the CPU")
