@@ -68,15 +68,15 @@ def differing_tensors(model: torch.nn.Module, other: torch.Tensor) -> list:
     return names
 
 
-def ddp_train_worker(opts: list, result_path: str) -> None:
-    """Train on every rank, then check on rank 0 that all ranks hold identical weights."""
+def ddp_train_worker(opts: list, result_path: str, config: str = DEMO_CONFIG) -> None:
+    """Train ``config`` on every rank, then check on rank 0 that all ranks hold identical weights."""
     import argparse
 
     from agreid.engine import DefaultTrainer, default_setup, setup_cfg
     from agreid.utils import comm
 
     torch.set_num_threads(1)
-    cfg = default_setup(setup_cfg(DEMO_CONFIG, opts), argparse.Namespace(eval_only=False))
+    cfg = default_setup(setup_cfg(config, opts), argparse.Namespace(eval_only=False))
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=False)
     trainer.train()

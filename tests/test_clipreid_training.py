@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from engine_helpers import REPO, assert_same_weights, final_weights, interrupt_then_resume, run_cli, tiny_opts
+from engine_helpers import (REPO, assert_same_weights, ddp_train_worker, final_weights, interrupt_then_resume, run_cli,
+                            tiny_opts)
 
 from agreid.utils.checkpoint import load_checkpoint_file
 
@@ -65,3 +66,18 @@ def test_interrupted_stage_resumes_to_identical_weights(plain_run, data_root, tm
     weights = interrupt_then_resume(CONFIG, clip_opts(data_root, str(tmp_path)),
                                     lambda t: t.stage.name == stage and t.epoch == 1)
     assert_same_weights(weights, final_weights(plain_run[0]))
+
+
+def test_two_gloo_processes_run_both_stages_identically(data_root, tmp_path):
+    """Both stages under DDP (2 CPU processes): stage 1's cached features sharded over the ranks, stage 2 on the
+    identity sampler's rank slices; every rank ends with the same weights."""
+    from agreid.engine import launch
+
+    result = tmp_path / "ddp.txt"
+    opts = clip_opts(data_root, str(tmp_path / "out"), **{"SOLVER.STAGE1.MAX_EPOCH": "2", "SOLVER.MAX_EPOCH": "2",
+                                                           "TEST.EVAL_PERIOD": "2"})
+    launch(ddp_train_worker, 2, args=(opts, str(result), CONFIG), device="cpu")
+    world, same, n, *diff = result.read_text().split()
+    assert (world, same, n) == ("2", "1", "2"), f"tensors differing between ranks: {diff}"
+    assert os.path.isfile(tmp_path / "out" / "model_prompt_final.pth")
+    assert os.path.isfile(tmp_path / "out" / "model_final.pth")

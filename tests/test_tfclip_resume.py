@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine_helpers import REPO, assert_same_weights, final_weights, interrupt_then_resume, run_cli
+from engine_helpers import REPO, assert_same_weights, ddp_train_worker, final_weights, interrupt_then_resume, run_cli
 from test_dataset_agvpreid import frame_name
 
 from agreid.data.opencv import cv2
@@ -87,3 +87,15 @@ def test_xtfclip_interrupted_run_resumes_exactly(runs, data_root, tmp_path):
     assert_same_weights(weights, plain)
     assert not torch.equal(plain["id_loss.supervise"], torch.full_like(plain["id_loss.supervise"],
                                                                       float(plain["id_loss.supervise"].flatten()[0])))
+
+
+def test_two_gloo_processes_build_the_memory_and_train_identically(data_root, tmp_path):
+    """The preparation-only memory stage and training under DDP (2 CPU processes): same weights on every rank."""
+    from agreid.engine import launch
+
+    result = tmp_path / "ddp.txt"
+    launch(ddp_train_worker, 2, args=(opts(data_root, str(tmp_path / "out"), **{"SOLVER.MAX_EPOCH": "1"}),
+                                       str(result), CONFIGS["tfclip"]), device="cpu")
+    world, same, n, *diff = result.read_text().split()
+    assert (world, same, n) == ("2", "1", "2"), f"tensors differing between ranks: {diff}"
+    assert os.path.isfile(tmp_path / "out" / "model_memory_final.pth")

@@ -372,8 +372,8 @@ class DefaultTrainer(SimpleTrainer):
             if self.max_epoch == 0:
                 super().train(0, 0, self.iters_per_epoch)
                 self.epoch = -1
-                if comm.is_main_process():
-                    self.checkpointer.save(f"{self._stage_prefix()}final", **self.training_state())
+                state = self.training_state()  # on every rank: it gathers their RNG states
+                self.checkpointer.save(f"{self._stage_prefix()}final", **state)  # writes on the main process only
                 continue
             super().train(first if start_epoch is None or not last else start_epoch,
                           self.max_epoch if max_epoch is None or not last else max_epoch,
