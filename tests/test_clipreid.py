@@ -219,7 +219,7 @@ def test_prompt_template_embeds_the_template_tokens():
     assert torch.equal(learner.token_suffix[0], emb.weight[ids[0, 9:]].detach())
     prompts = learner(torch.tensor([2, 0]))
     assert prompts.shape == (2, 77, 16) and torch.equal(prompts[0, 5:9], learner.cls_ctx[2].detach())
-    with pytest.raises(ValueError, match="placeholders"):
+    with pytest.raises(ValueError, match="slots"):
         PromptLearner(3, "A photo of a person.", emb)
 
 

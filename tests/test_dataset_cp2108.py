@@ -149,7 +149,7 @@ REF_TEST_TOKENS = [49406, 320, 1125, 539, 320, 343, 343, 343, 343, 2533, 269, 49
 
 
 def svpr_index() -> dict:
-    """12 used attributes with 3..14 classes in sorted-name order (the parity placeholder), plus unused ones.
+    """12 used attributes with 3..14 classes in sorted-name order (the parity target's stand-in for the unreleased index file), plus unused ones.
 
     Written in reverse name order: the adapter must sort. Attribute i's SVPR_VALUES word is its last class.
     """

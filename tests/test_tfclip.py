@@ -15,6 +15,7 @@ from torch import nn
 
 from engine_helpers import load_script, model_config
 
+from agreid.data.video import takes_frames
 from agreid.modeling import build_model
 from agreid.modeling.conversion.tfclip import rename_key
 from agreid.utils.checkpoint import Checkpointer
@@ -109,19 +110,19 @@ def test_xtfclip_flip_and_neck_feat_after(tmp_path):
     assert torch.allclose(per_row.mean(1), torch.zeros(4), atol=1e-5)  # instance "BNNeck": standardised rows
 
 
-def test_frame_level_batches_give_the_clip_feature(tmp_path):
+def test_evaluation_takes_whole_clips(tmp_path):
     fx = load_fixture("tfclip")
     path = write_reference(fx, str(tmp_path), memory=False)
     model = build_model(tiny_cfg("tfclip", fx))
     Checkpointer(model, str(tmp_path)).load(path)
     assert not model.clip_memory.is_ready  # evaluation does not need it
     batch = batch_of(fx)
-    t = fx["seq_len"]
-    flat = {k: v.repeat_interleave(t) for k, v in batch.items() if k != "images"}
-    flat["images"] = batch["images"].flatten(0, 1)
+    assert not takes_frames(model) and takes_frames(build_model(model_config(
+        os.path.join(REPO, "configs", "Demo", "bagtricks_R18.yml"), MODEL__DEVICE="cpu")))
     with torch.no_grad():
-        frames = model.eval()(flat)
-    assert torch.allclose(frames.view(4, t, -1).mean(1), fx["feature"], atol=1e-5)
+        assert torch.allclose(model.eval()(batch), fx["feature"], atol=1e-5)
+        with pytest.raises(ValueError, match="B×T×3×H×W clips"):
+            model({**batch, "images": batch["images"].flatten(0, 1)})
     with pytest.raises(RuntimeError, match="CLIP-Memory is not built"):
         model.train()(batch)
 

@@ -255,3 +255,17 @@ def test_staged_training_on_a_miniature_agvpreid(tmp_path):
     state = torch.load(tmp_path / "out" / "model_final.pth", weights_only=True)["model"]
     assert bool(state["clip_memory.ready"]) and state["clip_memory.bank"].abs().sum() > 0
     assert not torch.equal(state["id_loss.supervise"], OnlineLabelSmoothing(3).supervise)  # epoch-end update ran
+
+
+def test_memory_readiness_follows_set_and_load():
+    """``is_ready`` (checked every training step) reads the device flag once per set / load, and stays right."""
+    from agreid.modeling.layers.clip_memory import ClipMemory
+
+    built, fresh = ClipMemory(3, 4), ClipMemory(3, 4)
+    assert not built.is_ready
+    built.set(torch.randn(3, 4))
+    assert built.is_ready
+    fresh.load_state_dict(built.state_dict())
+    assert fresh.is_ready and torch.equal(fresh.bank, built.bank)
+    built.load_state_dict(ClipMemory(3, 4).state_dict())
+    assert not built.is_ready

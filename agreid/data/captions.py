@@ -39,14 +39,14 @@ NOTE_NOT_AVAILABLE = " Attributes are not available."
 
 @dataclass(frozen=True)
 class CaptionOptions:
-    """How SVPR captions are written and tokenised: ``num_prompts`` "X" placeholders, ``context_length`` tokens."""
+    """How SVPR captions are written and tokenised: ``num_prompts`` "X" slots (learnable-prompt positions), ``context_length`` tokens."""
 
     context_length: int = SVPR_CONTEXT_LENGTH
     num_prompts: int = SVPR_NUM_PROMPTS
 
     @property
     def prompt(self) -> str:
-        """The learnable-prompt placeholder words, written as the reference writes them ("X X X X ")."""
+        """The learnable-prompt slot words, written as the reference writes them ("X X X X ")."""
         return "X " * self.num_prompts
 
     def train_caption(self, attribute_text: str) -> str:

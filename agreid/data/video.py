@@ -138,6 +138,12 @@ def _tracklet_clips(tracklets: Sequence[TrackletRecord], seq_len: int, method: s
     return clips
 
 
+def takes_frames(model: nn.Module) -> bool:
+    """Whether tracklet evaluation should give ``model`` frames (B·T images, features averaged per clip, the image
+    models) rather than whole B×T clips: a temporal model says so with ``takes_clips = True``."""
+    return not getattr(getattr(model, "module", model), "takes_clips", False)
+
+
 def extract_tracklet_features(model: nn.Module, tracklets: Sequence[TrackletRecord],
                               transform: Optional[Callable[..., Any]], seq_len: int, method: str,
                               batch_size: int, decoder: str = "opencv", *, seed: int = 0,

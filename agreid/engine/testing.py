@@ -80,13 +80,13 @@ def _evaluate_tracklets(cfg: CfgNode, model: nn.Module, evaluator, transform) ->
     """Video datasets: clip features averaged per tracklet, computed on the main process."""
     import torch
 
-    from agreid.data.video import extract_tracklet_features
+    from agreid.data.video import extract_tracklet_features, takes_frames
 
     evaluator.reset()
     if comm.is_main_process():
         feats = extract_tracklet_features(model, evaluator.records, transform, cfg.INPUT.SEQ_LEN,
                                           cfg.INPUT.SAMPLE_METHOD_TEST, cfg.TEST.IMS_PER_BATCH,
-                                          cfg.INPUT.DECODER, seed=max(cfg.SEED, 0))
+                                          cfg.INPUT.DECODER, seed=max(cfg.SEED, 0), frame_level=takes_frames(model))
         evaluator.process({"indices": torch.arange(len(evaluator.records))}, feats)
     return evaluator.evaluate()
 

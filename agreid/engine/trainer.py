@@ -82,7 +82,6 @@ class DefaultTrainer(SimpleTrainer):
         self._pending: Optional[Dict[str, Any]] = None
         self.checkpointer = Checkpointer(model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process())
         self._user_hooks: List[hooks.HookBase] = []
-        self._building_hooks = False
         if not hasattr(model, "begin_stage"):
             self.setup_stage(0)
 
@@ -205,8 +204,7 @@ class DefaultTrainer(SimpleTrainer):
         """Hooks registered from outside (not by ``build_hooks``) stay registered in every later stage."""
         new_hooks = [h for h in new_hooks if h is not None]
         super().register_hooks(new_hooks)
-        if not getattr(self, "_building_hooks", True):
-            self._user_hooks += new_hooks
+        self._user_hooks += new_hooks
 
     @property
     def stage(self):
@@ -270,10 +268,7 @@ class DefaultTrainer(SimpleTrainer):
                                          optimizer=optimizer, scheduler=self.scheduler,
                                          grad_scaler=self.grad_scaler, own_optimizers=self.own_optimizers)
         self._hooks = []
-        self._building_hooks = True
-        self.register_hooks(self.build_hooks())
-        self._building_hooks = False
-        self._hooks += self._user_hooks
+        super().register_hooks(self.build_hooks() + self._user_hooks)  # the stage's own, then the caller's
         if len(self.stages) > 1:
             trainable = sum(p.numel() for p in self._params)
             logger.info(f"Stage {index + 1}/{len(self.stages)} '{spec.name}': {epochs} epochs x {iters} "

@@ -222,7 +222,7 @@ class CP2108(ReIDDataset):
     ``attribute_classes`` lists the used attributes and their class counts, read from
     ``attr_translation_idx.json``. Option ``captions='svpr'`` (needs both attribute files) adds SVPR-ReID's
     captions, attribute labels and view labels to every record (see :mod:`agreid.data.captions`),
-    tokenised to ``caption_length`` (default 100) with ``caption_prompts`` (default 4) "X" placeholders.
+    tokenised to ``caption_length`` (default 100) with ``caption_prompts`` (default 4) "X" slots (learnable-prompt positions).
     """
 
     def __init__(self, root: str, dataset_dir: str = NAME, version: Union[int, str] = 100,

@@ -28,7 +28,7 @@ import torch
 
 from agreid.utils.errors import CheckpointError
 
-from ..pretrained import unwrap_state_dict
+from ..pretrained import read_state_dict, strip_prefixes
 
 # entries of the OpenAI files that are not weights (ints), removed before loading, as every reference does
 NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size")
@@ -132,17 +132,12 @@ def read_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
         raise CheckpointError(f"CLIP weights '{path}' (MODEL.PRETRAIN_PATH) is not a file; give a local OpenAI "
                               f"release file (ViT-B-16.pt, RN50.pt) or a CLIP state dict (nothing is downloaded)")
     try:
-        if _is_torchscript_archive(path):
-            obj = torch.jit.load(path, map_location="cpu").state_dict()
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = (torch.jit.load(path, map_location="cpu").state_dict() if _is_torchscript_archive(path)
+               else read_state_dict(path))  # weights only; unwrapped; non-tensors dropped
     except Exception as e:
         raise CheckpointError(f"Cannot read CLIP weights '{path}': {type(e).__name__}: "
                               f"{(str(e).strip().splitlines() or [''])[0]}") from None
-    obj = unwrap_state_dict(obj)
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"CLIP weights '{path}' hold a {type(obj).__name__}, not a state dict")
-    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()
+    state = {k: v for k, v in strip_prefixes(obj, ("module.",)).items()
              if isinstance(v, torch.Tensor) and k not in NON_WEIGHT_KEYS and not k.endswith("attn_mask")}
     missing = [k for k in ("text_projection", "ln_final.weight", "visual.conv1.weight") if k not in state]
     if missing:

@@ -4,8 +4,8 @@
   ``text_projection`` (keys as in OpenAI's files) and encodes B×L×W prompt *embeddings*: add the position
   embedding, run the causal transformer, ``ln_final``, take the EOT row (argmax of the token ids) and project.
 - :class:`PromptTemplate` holds the token embeddings of a template such as "A photo of a X X X X person."
-  around its run of ``X`` placeholders; :class:`PromptLearner` adds one learnable context per identity
-  (CLIP-ReID's ``cls_ctx``, K×n×W, init N(0, 0.02)), substituted for the placeholders.
+  around its run of ``X`` slots (where the learnable tokens go); :class:`PromptLearner` adds one learnable
+  context per identity (CLIP-ReID's ``cls_ctx``, K×n×W, init N(0, 0.02)), substituted for the slots.
 - :func:`tokenize` is open_clip's tokenizer (its bundled BPE vocabulary: nothing is downloaded).
 
 The token embedding itself is only needed when a template is built (CLIP-ReID drops it afterwards; its
@@ -13,20 +13,27 @@ checkpoints hold ``token_prefix`` / ``token_suffix`` instead).
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Optional, Tuple
 
 import torch
 from torch import nn
 
-PLACEHOLDER = "X"
+PROMPT_SLOT = "X"
+
+
+@lru_cache(maxsize=None)
+def _bpe_tokenizer():
+    """open_clip's BPE tokenizer, built once per process (reading its vocabulary takes ~0.08 s)."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    return SimpleTokenizer()
 
 
 def tokenize(text: str, context_length: int = 77) -> torch.Tensor:
     """1×``context_length`` token ids of ``text`` (SOT … EOT, zero padded, on the CPU), as OpenAI's
     ``clip.tokenize``."""
-    from open_clip.tokenizer import SimpleTokenizer
-
-    tok = SimpleTokenizer(context_length=context_length)
+    tok = _bpe_tokenizer()
     ids = [tok.sot_token_id] + tok.encode(text) + [tok.eot_token_id]
     if len(ids) > context_length:
         raise ValueError(f"Prompt {text!r} has {len(ids)} tokens, more than the context length {context_length}")
@@ -35,20 +42,18 @@ def tokenize(text: str, context_length: int = 77) -> torch.Tensor:
     return out
 
 
-def placeholder_span(tokens: torch.Tensor, template: str) -> Tuple[int, int]:
+def prompt_slot_span(tokens: torch.Tensor, template: str) -> Tuple[int, int]:
     """(start, count) of the single run of ``X`` tokens in the 1×L ``tokens`` of ``template``."""
-    from open_clip.tokenizer import SimpleTokenizer
-
-    x_id = SimpleTokenizer().encoder[PLACEHOLDER.lower() + "</w>"]
+    x_id = _bpe_tokenizer().encoder[PROMPT_SLOT.lower() + "</w>"]
     where = [i for i, t in enumerate(tokens[0].tolist()) if t == x_id]
     if not where or where != list(range(where[0], where[0] + len(where))):
-        raise ValueError(f"Prompt template {template!r} needs one run of '{PLACEHOLDER}' placeholders "
+        raise ValueError(f"Prompt template {template!r} needs one run of '{PROMPT_SLOT}' slots "
                          f"(the learnable tokens), e.g. 'A photo of a X X X X person.'")
     return where[0], len(where)
 
 
 class PromptTemplate(nn.Module):
-    """Fixed token embeddings of a template: ``token_prefix`` (SOT and the words before the placeholders),
+    """Fixed token embeddings of a template: ``token_prefix`` (SOT and the words before the slots),
     ``token_suffix`` (the words after them, EOT and padding) and the token ids (``tokens``, for the EOT index).
 
     ``persistent`` decides whether the prefix / suffix are saved in the state dict (CLIP-ReID saves them).
@@ -59,7 +64,7 @@ class PromptTemplate(nn.Module):
         super().__init__()
         self.template = template
         tokens = tokenize(template, context_length)
-        start, self.n_ctx = placeholder_span(tokens, template)
+        start, self.n_ctx = prompt_slot_span(tokens, template)
         with torch.no_grad():
             emb = token_embedding(tokens.to(token_embedding.weight.device)).float()
         self.register_buffer("token_prefix", emb[:, :start].clone(), persistent=persistent)
@@ -68,7 +73,7 @@ class PromptTemplate(nn.Module):
         self.width = emb.shape[-1]
 
     def compose(self, ctx: torch.Tensor) -> torch.Tensor:
-        """B×L×W prompt embeddings with the B×n×W ``ctx`` in place of the placeholders."""
+        """B×L×W prompt embeddings with the B×n×W ``ctx`` in place of the slots."""
         b = ctx.shape[0]
         return torch.cat([self.token_prefix.expand(b, -1, -1).to(ctx.dtype), ctx,
                           self.token_suffix.expand(b, -1, -1).to(ctx.dtype)], dim=1)
@@ -93,10 +98,10 @@ class PromptLearner(PromptTemplate):
 
     def forward(self, labels: torch.Tensor, template: Optional[PromptTemplate] = None) -> torch.Tensor:
         """B×L×W prompts of identities ``labels``, in this learner's template or in ``template`` (a template with
-        the same number of placeholders, e.g. MSP's per-view ones)."""
+        the same number of slots, e.g. MSP's per-view ones)."""
         template = self if template is None else template
         if template.n_ctx != self.n_ctx:
-            raise ValueError(f"Template {template.template!r} has {template.n_ctx} placeholders, the learner "
+            raise ValueError(f"Template {template.template!r} has {template.n_ctx} slots, the learner "
                              f"{self.n_ctx}")
         return template.compose(self.cls_ctx[labels])
 
@@ -124,4 +129,4 @@ class ClipTextEncoder(nn.Module):
         return x[torch.arange(x.shape[0], device=x.device), eot] @ self.text_projection
 
 
-__all__ = ["ClipTextEncoder", "PromptLearner", "PromptTemplate", "tokenize", "placeholder_span"]
+__all__ = ["ClipTextEncoder", "PromptLearner", "PromptTemplate", "tokenize", "prompt_slot_span"]

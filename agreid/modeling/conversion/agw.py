@@ -17,19 +17,10 @@ instantiated): the complete ResNet-50 copies the modality modules hold but never
 Non-local keys: ``g.0`` (cross-modal, a one-conv Sequential) or ``g`` → ``g``; ``W.0`` → ``out_conv``;
 ``W.1`` → ``out_bn``; ``theta`` and ``phi`` keep their names.
 
-Files current torch cannot read with ``weights_only=True`` (agreid never unpickles code) are reported by the
-loader with the reason; re-save their weights once, in the reference's own environment:
-
-- cross-modal ``*_best.t`` (numpy values beside ``net``)::
-
-    python -c "import torch; c = torch.load('X_best.t', map_location='cpu', weights_only=False); \\
-torch.save({'net': c['net'], 'epoch': int(c['epoch'])}, 'X_net.pth')"
-
-- ReID-Survey ``resnet50_nl_model_<n>.pth`` (pytorch-ignite 0.1.2 pickles the whole module; run from the
-  ReID-Survey root so that its ``modeling`` package imports)::
-
-    python -c "import torch; m = torch.load('resnet50_nl_model_120.pth', map_location='cpu', weights_only=False); \\
-torch.save(m.state_dict(), 'resnet50_nl_state_120.pth')"
+Files current torch cannot read with ``weights_only=True`` (the cross-modal ``*_best.t`` stores numpy values beside
+``net``; ReID-Survey with pytorch-ignite 0.1.2 pickles the whole module) are refused by the loader with the reason
+(agreid never unpickles code); INSTALL.md, "Checkpoints saved by reference code", gives the one-line re-save to
+run once in the reference's own environment.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ agreid's :class:`~agreid.modeling.meta_arch.clipreid.CLIPReID` keeps the referen
 renaming. This converter handles what differs:
 
 - MSP's per-view text banks (``text_bank_sky`` / ``text_bank_ground`` and ``view_banks_ready``) live in files
-  outside the reference checkpoint (placeholder paths in its code): they keep the model's values, with a note
+  outside the reference checkpoint (its code leaves their file paths unset): they keep the model's values, with a note
   (they only feed the training losses);
 - a ``cv_embed`` (SIE) table in the file for a model built without SIE is listed as dead (the reference builds
   it for RN50 too, where it never runs).

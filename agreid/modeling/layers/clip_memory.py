@@ -10,7 +10,7 @@ reference recomputes it at every start and never saves it; agreid keeps it in ``
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -89,10 +89,14 @@ class ClipMemory(nn.Module):
         super().__init__()
         self.register_buffer("bank", torch.zeros(num_classes, dim))
         self.register_buffer("ready", torch.zeros((), dtype=torch.bool))
+        self._ready_host: Optional[bool] = False  # ``ready`` read once per set/load, not every training step
+        self.register_load_state_dict_post_hook(lambda module, _keys: setattr(module, "_ready_host", None))
 
     @property
     def is_ready(self) -> bool:
-        return bool(self.ready)
+        if self._ready_host is None:
+            self._ready_host = bool(self.ready)  # the only device sync, after a load
+        return self._ready_host
 
     @torch.no_grad()
     def set(self, bank: torch.Tensor) -> None:
@@ -102,6 +106,7 @@ class ClipMemory(nn.Module):
                              f"{tuple(self.bank.shape)} (classes × projection width)")
         self.bank.copy_(bank.to(self.bank))
         self.ready.fill_(True)
+        self._ready_host = True
 
     @torch.no_grad()
     def compute(self, encode_clips: Callable[[Dict[str, Any]], torch.Tensor],

@@ -133,6 +133,7 @@ def _classifier(dim: int, num_classes: int) -> nn.Linear:
 class TFCLIP(nn.Module):
     """TF-CLIP / X-TFCLIP video re-ID model (see the module docstring); staged: "memory" then "train"."""
 
+    takes_clips = True  # tracklet evaluation hands it whole B×T clips (agreid.data.video.takes_frames)
     ddp_find_unused_parameters = True  # classifier_tmd_unused, ssp.alpha, ssp.norm never get a gradient
 
     def __init__(self, image_encoder: ClipViT, num_classes: int, options: TFCLIPOptions = TFCLIPOptions()) -> None:
@@ -228,29 +229,18 @@ class TFCLIP(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, batch: Mapping[str, Any]) -> Union[Dict[str, torch.Tensor], torch.Tensor]:
         """Losses (training) or test features (evaluation) of a clip batch (``images`` B×T×3×H×W, ``targets``,
-        ``camids``, ``views``). In evaluation a B·T×3×H×W batch of consecutive clip frames (the frame-level
-        extraction path) is accepted too: each clip's feature is then returned once per frame."""
+        ``camids``, ``views``)."""
         device = self.device
         images = batch["images"].to(device, non_blocking=True)
         side = {k: batch[k].to(device) if isinstance(batch.get(k), torch.Tensor) else None for k in ("camids", "views")}
+        if images.dim() != 5:
+            raise ValueError(f"TF-CLIP takes B×T×3×H×W clips, got shape {tuple(images.shape)}")
         if not self.training:
-            frames = images.dim() == 4
-            if frames:
-                if images.shape[0] % self.num_frames:
-                    raise ValueError(f"TF-CLIP frame batch of {images.shape[0]} is not whole "
-                                     f"{self.num_frames}-frame clips")
-                images = images.reshape(-1, self.num_frames, *images.shape[1:])
-                side = {k: v[::self.num_frames] if v is not None else None for k, v in side.items()}
-            if images.dim() != 5:
-                raise ValueError(f"TF-CLIP expects B×T×3×H×W clips, got shape {tuple(images.shape)}")
-            feat = (flip_averaged(self.test_feature, images, side["camids"], side["views"]) if self.opts.flip_test
+            return (flip_averaged(self.test_feature, images, side["camids"], side["views"]) if self.opts.flip_test
                     else self.test_feature(images, side["camids"], side["views"]))
-            return feat.repeat_interleave(self.num_frames, dim=0) if frames else feat
         if self.stage != "train":
             raise RuntimeError(f"TF-CLIP has no training step in stage '{self.stage}' (its 'memory' stage only "
                                f"prepares the CLIP-Memory)")
-        if images.dim() != 5:
-            raise ValueError(f"TF-CLIP trains on B×T×3×H×W clips, got shape {tuple(images.shape)}")
         targets = batch["targets"].to(device, non_blocking=True)
         return self.losses(self.encode(images, side["camids"], side["views"]), targets)
 
